@@ -75,6 +75,13 @@ class ObjectStore {
     return std::nullopt;
   }
 
+  /// The object as a local file that may be read in place (the filesystem store), or nullopt when it
+  /// must be fetched (fetch_to_file). Saves the embedded worker a copy of every source.
+  virtual std::optional<std::filesystem::path> readable_path(const ObjectKey& key) {
+    (void)key;
+    return std::nullopt;
+  }
+
   /// A description for logs, with no secret in it ("file:///var/lib/framepress", "s3://bucket@host").
   virtual std::string describe() const = 0;
 };

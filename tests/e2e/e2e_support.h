@@ -1,0 +1,27 @@
+#pragma once
+// What the end-to-end tests share: a server for the suite, clips, and following a job to its end.
+
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "e2e/framepress_process.h"
+#include "e2e/http_client.h"
+#include "support/test_media.h"
+
+namespace framepress::e2e {
+
+/// The flags every test server gets: the fastest x264 preset, so tests measure behaviour, not encoding.
+std::vector<std::string> fast_encoding_args();
+
+/// Follows a job's SSE stream from the start to its terminal event (or `timeout`) and returns everything
+/// the stream said.
+SseResult follow_job(const std::string& url, const std::string& id, std::chrono::seconds timeout = std::chrono::seconds(300));
+
+/// The names of the events in order.
+std::vector<std::string> event_names(const SseResult& result);
+
+/// Regular files under `dir`, recursively, relative to it.
+std::vector<std::string> files_under(const std::filesystem::path& dir);
+
+}  // namespace framepress::e2e
