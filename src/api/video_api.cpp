@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <charconv>
 #include <cerrno>
 #include <cstring>
 #include <sstream>
@@ -146,6 +147,28 @@ std::optional<std::string> resume_point(const http::Exchange& ex) {
   return std::nullopt;
 }
 
+/// A whole response. (Built by a function: GCC 12 miscompiles braced temporaries inside co_await.)
+http::Response reply(int status, std::string body, http::Headers headers = {},
+                     std::string content_type = "application/json") {
+  return http::Response{status, std::move(content_type), std::move(headers), std::move(body)};
+}
+
+/// Checks what can be checked before a byte of the body is read, so a bad request costs no upload: the
+/// preset, and that each named rendition is a rung within the cap (the source's size is checked later).
+void check_options_early(const http::Request& request, const ApiOptions& options) {
+  if (auto preset = request.query_param("preset")) choose_preset(options.presets, *preset);
+  SourceInfo largest;
+  largest.width = largest.height = 1 << 14;
+  for (const auto& name : split_list(request.query_param("renditions").value_or(""))) {
+    plan_ladder(largest, options.ladder, {name});
+  }
+}
+
+/// The event a stream sends for a job that is gone (it has no id: nothing follows it).
+std::string deleted_event(const std::string& id) {
+  return http::sse_event("", "deleted", json{{"type", "job.deleted"}, {"video_id", id}}.dump());
+}
+
 json json_response_body(const JobView& job, const std::function<std::string(const JobView&, const RenditionView&)>& url) {
   return to_json(job, url);
 }
@@ -191,11 +214,11 @@ void VideoApi::add_routes(http::Router& router) {
     return [this, member](http::Exchange& ex) { return (this->*member)(ex); };
   };
   router.add("GET", "/healthz", [](http::Exchange& ex) -> asio::awaitable<void> {
-    co_await ex.respond({200, "application/json", {}, R"({"status":"ok"})"});
+    co_await ex.respond(reply(200, R"({"status":"ok"})"));
   });
   router.add("GET", "/readyz", [this](http::Exchange& ex) -> asio::awaitable<void> {
     if (!ready_) throw Error(ErrorCode::unavailable, "replaying the event log", "not_ready");
-    co_await ex.respond({200, "application/json", {}, R"({"status":"ready"})"});
+    co_await ex.respond(reply(200, R"({"status":"ready"})"));
   });
   router.add("POST", "/api/videos", bind(&VideoApi::upload));
   router.add("GET", "/api/videos", bind(&VideoApi::list));
@@ -387,13 +410,11 @@ asio::awaitable<JobView> VideoApi::accept_upload(http::Exchange& ex, Upload& upl
 
 asio::awaitable<void> VideoApi::upload(http::Exchange& ex) {
   // Options are checked before the body is read, so a bad request does not cost a 20 GiB upload.
-  if (auto preset = ex.request().query_param("preset")) choose_preset(options_.presets, *preset);
-  for (const auto& name : split_list(ex.request().query_param("renditions").value_or(""))) {
-    plan_ladder(SourceInfo{.width = 1 << 14, .height = 1 << 14}, options_.ladder, {name});
-  }
+  check_options_early(ex.request(), options_);
   Upload upload = co_await receive_upload(ex, false);
   JobView job = co_await accept_upload(ex, upload);
-  co_await ex.respond({201, "application/json", {{"Location", "/api/videos/" + job.id.str()}}, job_json(job).dump()});
+  http::Headers location{{"Location", "/api/videos/" + job.id.str()}};
+  co_await ex.respond(reply(201, job_json(job).dump(), std::move(location)));
 }
 
 asio::awaitable<void> VideoApi::prototype_upload(http::Exchange& ex) {
@@ -403,13 +424,13 @@ asio::awaitable<void> VideoApi::prototype_upload(http::Exchange& ex) {
     Upload upload = co_await receive_upload(ex, true);
     JobView job = co_await accept_upload(ex, upload);
     json body{{"message", "File saved as " + job.id.str()}, {"video", job.id.str()}};
-    co_await ex.respond({200, "application/json", {}, body.dump()});
+    co_await ex.respond(reply(200, body.dump()));
   } catch (const Error& e) {
     failure = e;
   }
   if (failure) {
     json body{{"error", failure->what()}};
-    co_await ex.respond({http_status(failure->code()), "application/json", {}, body.dump()});
+    co_await ex.respond(reply(http_status(failure->code()), body.dump()));
   }
 }
 
@@ -435,11 +456,11 @@ asio::awaitable<void> VideoApi::list(http::Exchange& ex) {
   json body{{"videos", std::move(videos)},
             {"next", page.next_before ? json(page.next_before->str()) : json(nullptr)},
             {"total", page.total}};
-  co_await ex.respond({200, "application/json", {}, body.dump()});
+  co_await ex.respond(reply(200, body.dump()));
 }
 
 asio::awaitable<void> VideoApi::get(http::Exchange& ex) {
-  co_await ex.respond({200, "application/json", {}, job_json(job_or_404(ex)).dump()});
+  co_await ex.respond(reply(200, job_json(job_or_404(ex)).dump()));
 }
 
 asio::awaitable<void> VideoApi::cancel(http::Exchange& ex) {
@@ -450,7 +471,7 @@ asio::awaitable<void> VideoApi::cancel(http::Exchange& ex) {
   co_await http::offload(blocking_, [&] { bus_.publish(Event{job.id, now_ms(), JobCancelled{}}); });
   auto after = co_await await_book(ex, job.id, [](const std::optional<JobView>& j) { return !j || is_terminal(j->state); });
   if (!after) throw Error(ErrorCode::not_found, "no such video", "not_found");
-  co_await ex.respond({202, "application/json", {}, job_json(*after).dump()});
+  co_await ex.respond(reply(202, job_json(*after).dump()));
 }
 
 asio::awaitable<void> VideoApi::remove(http::Exchange& ex) {
@@ -463,12 +484,12 @@ asio::awaitable<void> VideoApi::remove(http::Exchange& ex) {
   co_await await_book(ex, job.id, [](const std::optional<JobView>& j) { return !j.has_value(); });
   co_await http::offload(blocking_, [&] { bus_.forget(job.id); });
   spdlog::info("[{}] deleted", job.id.str());
-  co_await ex.respond({204, "application/json", {}, ""});
+  co_await ex.respond(reply(204, ""));
 }
 
 asio::awaitable<void> VideoApi::presets(http::Exchange& ex) {
   auto body = presets_document(options_.ladder, options_.presets, options_.max_upload_bytes, options_.limits);
-  co_await ex.respond({200, "application/json", {}, body.dump()});
+  co_await ex.respond(reply(200, body.dump()));
 }
 
 // ---- downloads --------------------------------------------------------------------------------
@@ -493,7 +514,8 @@ asio::awaitable<void> VideoApi::rendition(http::Exchange& ex) {
     return store_.presigned_url(r->key, download_name, options_.presign_expiry);
   });
   if (presigned) {
-    co_await ex.respond({302, "application/json", {{"Location", *presigned}, {"Cache-Control", "no-store"}}, ""});
+    http::Headers redirect{{"Location", *presigned}, {"Cache-Control", "no-store"}};
+    co_await ex.respond(reply(302, "", std::move(redirect)));
     co_return;
   }
   co_await serve_object(ex, r->key, "video/mp4", content_disposition("attachment", download_name));
@@ -506,8 +528,9 @@ asio::awaitable<void> VideoApi::serve_object(http::Exchange& ex, const ObjectKey
   const std::uint64_t size = info->size;
   auto range = parse_range(ex.request().header("Range"), size);
   if (std::holds_alternative<Unsatisfiable>(range)) {
-    co_await ex.respond({416, "application/json", {{"Content-Range", "bytes */" + std::to_string(size)}},
-                         http::error_body("range_not_satisfiable", "the requested range is outside the file")});
+    http::Headers content_range{{"Content-Range", "bytes */" + std::to_string(size)}};
+    co_await ex.respond(reply(416, http::error_body("range_not_satisfiable", "the requested range is outside the file"),
+                              std::move(content_range)));
     co_return;
   }
   http::Headers headers{{"Content-Type", content_type},
@@ -555,7 +578,7 @@ asio::awaitable<void> VideoApi::events(http::Exchange& ex) {
   std::optional<EventId> last_seen = resume ? parse_u64(*resume) : std::nullopt;
   if (last_seen && is_terminal(job->state) && *last_seen >= job->last_event_id) {
     // The client saw the end already; 204 makes EventSource stop reconnecting.
-    co_await ex.respond({204, "text/event-stream", {}, ""});
+    co_await ex.respond(reply(204, "", {}, "text/event-stream"));
     co_return;
   }
   BookWaiter waiter(book_, ex.executor(), {id});
@@ -586,7 +609,7 @@ asio::awaitable<void> VideoApi::events(http::Exchange& ex) {
       }
     }
     if (missed.empty() && !book_.get(id)) {  // deleted while we were away
-      co_await ex.write(http::sse_event("", "deleted", json{{"type", "job.deleted"}, {"video_id", id.str()}}.dump()));
+      co_await ex.write(deleted_event(id.str()));
       co_await ex.finish();
       co_return;
     }
@@ -637,7 +660,7 @@ asio::awaitable<void> VideoApi::multi_events(http::Exchange& ex) {
     auto job = book_.get(ids[i]);
     if (!job) {
       ended[i] = true;
-      co_await ex.write(http::sse_event("", "deleted", json{{"type", "job.deleted"}, {"video_id", ids[i].str()}}.dump()));
+      co_await ex.write(deleted_event(ids[i].str()));
       continue;
     }
     if (!resumed) {
@@ -662,7 +685,7 @@ asio::awaitable<void> VideoApi::multi_events(http::Exchange& ex) {
       }
       if (missed.empty() && !book_.get(ids[i])) {
         ended[i] = true;
-        co_await ex.write(http::sse_event("", "deleted", json{{"type", "job.deleted"}, {"video_id", ids[i].str()}}.dump()));
+        co_await ex.write(deleted_event(ids[i].str()));
       }
     }
     if (std::all_of(ended.begin(), ended.end(), [](bool e) { return e; })) break;
