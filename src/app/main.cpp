@@ -63,6 +63,7 @@ app::Config load_config(const std::optional<std::string>& config_flag, const std
 }  // namespace
 
 int main(int argc, char** argv) {
+  app::block_shutdown_signals();
   CLI::App cli{"framepress: self-hosted video compression.\n"
                "Upload a video; it is compressed into a ladder of resolutions in parallel, with live progress.",
                "framepress"};

@@ -56,14 +56,19 @@ std::optional<std::filesystem::path> find_web_root(const Config& config) {
 
 }  // namespace
 
-int run_serve(const Config& config) {
-  // Signals are taken by one thread with sigwait, so every other thread is spared them.
+sigset_t block_shutdown_signals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+  return signals;
+}
+
+int run_serve(const Config& config) {
+  // Threads inherit the mask: main() blocked these before any thread was started.
+  sigset_t signals = block_shutdown_signals();
 
   const auto data_dir = std::filesystem::absolute(config.effective_data_dir());
   std::filesystem::create_directories(data_dir);

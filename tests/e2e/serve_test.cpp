@@ -18,8 +18,8 @@ using testing::TempDir;
 class ServeTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    media = std::make_unique<TempDir>("framepress-media");
-    data = std::make_unique<TempDir>("framepress-serve");
+    media = std::make_unique<TempDir>();
+    data = std::make_unique<TempDir>();
     server = std::make_unique<FramepressProcess>(data->path(), fast_encoding_args());
   }
   static void TearDownTestSuite() {
@@ -35,9 +35,10 @@ class ServeTest : public ::testing::Test {
   static std::string url() { return server->url(); }
   static std::filesystem::path objects() { return data->path() / "objects"; }
 
+  /// `name` without its extension: make_clip adds the spec's.
   static std::filesystem::path clip(const std::string& name, testing::ClipSpec spec) {
-    auto path = media->path() / name;
-    if (!std::filesystem::exists(path)) testing::make_clip(media->path(), name, spec);
+    auto path = media->path() / (name + "." + spec.extension);
+    if (!std::filesystem::exists(path)) path = testing::make_clip(media->path(), name, spec);
     return path;
   }
   static std::filesystem::path text_file(const std::string& name, const std::string& content) {
@@ -98,7 +99,7 @@ class ServeTest : public ::testing::Test {
 }  // namespace
 
 TEST_F(ServeTest, Landscape1080pWithAudioBecomesTheWholeLadder) {
-  auto file = clip("landscape.mp4", {.width = 1920, .height = 1080, .seconds = 10, .audio = true});
+  auto file = clip("landscape", {.width = 1920, .height = 1080, .seconds = 10, .audio = true});
   auto job = upload_and_finish(file);
   ASSERT_TRUE(job.is_object());
   EXPECT_EQ(job["state"], "completed");
@@ -112,7 +113,7 @@ TEST_F(ServeTest, Landscape1080pWithAudioBecomesTheWholeLadder) {
 }
 
 TEST_F(ServeTest, PortraitWithoutAudioKeepsItsShape) {
-  auto file = clip("portrait.mp4", {.width = 720, .height = 1280, .seconds = 3, .audio = false});
+  auto file = clip("portrait", {.width = 720, .height = 1280, .seconds = 3, .audio = false});
   auto job = upload_and_finish(file);
   ASSERT_TRUE(job.is_object());
   EXPECT_EQ(job["source"]["audio"], nullptr);
@@ -123,7 +124,7 @@ TEST_F(ServeTest, PortraitWithoutAudioKeepsItsShape) {
 }
 
 TEST_F(ServeTest, RotatedPhoneClipComesOutUpright) {
-  auto file = clip("rotated.mp4", {.width = 640, .height = 360, .seconds = 2, .audio = true, .rotation = 90});
+  auto file = clip("rotated", {.width = 640, .height = 360, .seconds = 2, .audio = true, .rotation = 90});
   auto job = upload_and_finish(file, "?renditions=360p,240p");
   ASSERT_TRUE(job.is_object());
   EXPECT_EQ(job["source"]["rotation"], 90);
@@ -135,7 +136,7 @@ TEST_F(ServeTest, RotatedPhoneClipComesOutUpright) {
 }
 
 TEST_F(ServeTest, RawBodyUploadWithFilenameAndPreset) {
-  auto file = clip("small.mp4", {.width = 320, .height = 180, .seconds = 2});
+  auto file = clip("small", {.width = 320, .height = 180, .seconds = 2});
   std::ifstream in(file, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), {});
   auto response = http_request("POST", url() + "/api/videos?filename=..%2F..%2Fmy%20clip.mp4&preset=fast", bytes,
@@ -150,13 +151,15 @@ TEST_F(ServeTest, RawBodyUploadWithFilenameAndPreset) {
 }
 
 TEST_F(ServeTest, EventsStreamSnapshotThenEveryStateChangeThenEnds) {
-  auto file = clip("events.mp4", {.width = 320, .height = 180, .seconds = 2});
+  auto file = clip("events", {.width = 320, .height = 180, .seconds = 2});
   auto response = upload_file(url() + "/api/videos?renditions=180p", file);
   EXPECT_EQ(response.status, 422);  // 180p is not a rung
   response = upload_file(url() + "/api/videos?renditions=144p", file);
   ASSERT_EQ(response.status, 201) << response.body;
   const std::string id = response.json()["id"];
-  auto stream = follow_job(url(), id);
+  // Read until the server ends the stream itself: it must, after the terminal event.
+  auto stream = read_sse(url() + "/api/videos/" + id + "/events", {}, [](auto&) { return false; },
+                         std::chrono::seconds(300));
   ASSERT_FALSE(stream.events.empty());
   EXPECT_EQ(stream.events.front().event, "snapshot");
   EXPECT_TRUE(stream.closed_by_server);
@@ -200,7 +203,7 @@ TEST_F(ServeTest, EventsStreamSnapshotThenEveryStateChangeThenEnds) {
 }
 
 TEST_F(ServeTest, SeveralJobsOnOneStream) {
-  auto file = clip("multi.mp4", {.width = 320, .height = 180, .seconds = 1});
+  auto file = clip("multi", {.width = 320, .height = 180, .seconds = 1});
   std::vector<std::string> ids;
   for (int i = 0; i < 3; ++i) {
     auto response = upload_file(url() + "/api/videos?renditions=144p", file);
@@ -211,7 +214,10 @@ TEST_F(ServeTest, SeveralJobsOnOneStream) {
   auto stream = read_sse(
       url() + "/api/events?ids=" + ids[0] + "," + ids[1] + "," + ids[2], {},
       [&](const SseEvent& e) {
-        if (e.event == "completed") completed.insert(e.json()["video_id"].get<std::string>());
+        // A job that ended before the stream opened shows it in its snapshot.
+        auto data = e.json();
+        if (e.event == "completed") completed.insert(data["video_id"].get<std::string>());
+        if (e.event == "snapshot" && data["state"] == "completed") completed.insert(data["id"].get<std::string>());
         return false;
       },
       std::chrono::seconds(300));
@@ -227,7 +233,7 @@ TEST_F(ServeTest, SeveralJobsOnOneStream) {
 }
 
 TEST_F(ServeTest, DownloadsSupportRangesAndNameTheFile) {
-  auto file = clip("ranges.mp4", {.width = 320, .height = 180, .seconds = 2});
+  auto file = clip("ranges", {.width = 320, .height = 180, .seconds = 2});
   auto job = upload_and_finish(file, "?renditions=144p");
   ASSERT_TRUE(job.is_object());
   const std::string path = job["renditions"][0]["url"];
@@ -261,7 +267,7 @@ TEST_F(ServeTest, BadUploadsAreRefusedWithAReasonAndLeaveNothingBehind) {
   auto still = media->path() / "still.mp4";
   testing::run_command({"ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x180", "-frames:v", "1",
                         "-f", "image2", "-update", "1", "-c:v", "png", still.string()});
-  auto good = clip("for-truncation.mp4", {.width = 320, .height = 180, .seconds = 2});
+  auto good = clip("for-truncation", {.width = 320, .height = 180, .seconds = 2});
   auto truncated = media->path() / "truncated.mp4";
   {
     std::ifstream in(good, std::ios::binary);
@@ -314,7 +320,7 @@ TEST_F(ServeTest, ErrorsAreJsonWithTheRightStatus) {
 }
 
 TEST_F(ServeTest, ListIsNewestFirstAndPaged) {
-  auto file = clip("list.mp4", {.width = 320, .height = 180, .seconds = 1});
+  auto file = clip("list", {.width = 320, .height = 180, .seconds = 1});
   std::vector<std::string> ids;
   for (int i = 0; i < 3; ++i) {
     auto r = upload_file(url() + "/api/videos?renditions=144p", file);
@@ -333,7 +339,7 @@ TEST_F(ServeTest, ListIsNewestFirstAndPaged) {
 
 TEST_F(ServeTest, CancelKillsTheEncodersAndKeepsTheJob) {
   // Long enough, and slow enough, that the encode is still running when the cancel arrives.
-  auto file = clip("long.mp4", {.width = 1280, .height = 720, .seconds = 30});
+  auto file = clip("long", {.width = 1280, .height = 720, .seconds = 30});
   auto response = upload_file(url() + "/api/videos?preset=quality", file);
   ASSERT_EQ(response.status, 201) << response.body;
   const std::string id = response.json()["id"];
@@ -358,7 +364,7 @@ TEST_F(ServeTest, CancelKillsTheEncodersAndKeepsTheJob) {
 }
 
 TEST_F(ServeTest, PrototypeRoutesKeepTheirShapes) {
-  auto file = clip("proto.mp4", {.width = 320, .height = 180, .seconds = 1});
+  auto file = clip("proto", {.width = 320, .height = 180, .seconds = 1});
   auto response = upload_form(url() + "/upload", {FormPart{.name = "video", .file = file, .content_type = "video/mp4"}});
   ASSERT_EQ(response.status, 200) << response.body;
   auto body = response.json();
@@ -391,7 +397,7 @@ TEST_F(ServeTest, PrototypeRoutesKeepTheirShapes) {
 }
 
 TEST_F(ServeTest, SubmitFromTheCommandLine) {
-  auto file = clip("cli.mp4", {.width = 320, .height = 180, .seconds = 1});
+  auto file = clip("cli", {.width = 320, .height = 180, .seconds = 1});
   int exit_code = -1;
   auto output = testing::run_command(
       {framepress_binary().string(), "submit", file.string(), "--server", url(), "--renditions", "144p"}, &exit_code);
@@ -407,7 +413,7 @@ TEST_F(ServeTest, SubmitFromTheCommandLine) {
 }
 
 TEST(ServeAlone, UploadOverTheLimitIs413WithoutReadingIt) {
-  TempDir data("framepress-limit");
+  TempDir data;
   FramepressProcess server(data.path(), {"--max-upload-bytes", "1MiB"});
   auto response = upload_generated(server.url() + "/api/videos", 64ULL << 20, "video/mp4",
                                    [](char* buffer, std::size_t n, std::uint64_t) { std::memset(buffer, 'x', n); });
@@ -418,7 +424,7 @@ TEST(ServeAlone, UploadOverTheLimitIs413WithoutReadingIt) {
 }
 
 TEST(ServeAlone, A2GiBUploadStreamsThroughFixedBuffers) {
-  TempDir data("framepress-memory");
+  TempDir data;
   FramepressProcess server(data.path(), {"--workers", "1"});
   const std::uint64_t baseline = server.rss_bytes();
   std::mt19937 rng(7);
@@ -438,9 +444,9 @@ TEST(ServeAlone, A2GiBUploadStreamsThroughFixedBuffers) {
 }
 
 TEST(ServeAlone, KillNineMidEncodeThenRestartCompletesEveryJobOnce) {
-  TempDir media("framepress-crash-media");
-  TempDir data("framepress-crash");
-  auto file = testing::make_clip(media.path(), "crash.mp4", {.width = 1280, .height = 720, .seconds = 20});
+  TempDir media;
+  TempDir data;
+  auto file = testing::make_clip(media.path(), "crash", {.width = 1280, .height = 720, .seconds = 20});
   auto server = std::make_unique<FramepressProcess>(data.path(), std::vector<std::string>{"--workers", "2", "--encoder-preset", "veryfast"});
   std::vector<std::string> ids;
   for (int i = 0; i < 2; ++i) {
