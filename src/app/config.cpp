@@ -140,6 +140,9 @@ const std::vector<OptionSpec>& specs() {
                        [](Config& c, const std::string& v) { c.classes = to_list(v); }));
     t.push_back(option("max_retries", kWork, "2", "retries of a failed encode before the rendition fails",
                        [](Config& c, const std::string& v) { c.max_retries = to_int(v, 0, 20); }));
+    t.push_back(option("group_renditions", kWork, "8",
+                       "renditions of one video encoded together from a single decode (1: each in its own ffmpeg)",
+                       [](Config& c, const std::string& v) { c.group_renditions = to_int(v, 1, 16); }));
     t.push_back(option("max_resolution", kServers, "1080", "highest rendition (short side in pixels)",
                        [](Config& c, const std::string& v) {
                          auto value = v;

@@ -44,6 +44,7 @@ struct Config {
   int workers = 0;                          // parallel encodes; 0: one per core
   std::vector<std::string> classes;         // worker classes this process serves; empty: all
   int max_retries = 2;
+  int group_renditions = 8;                 // renditions of one job encoded from one decode; 1: one ffmpeg each
   LadderPolicy ladder;
   EncodingSettings encoding;                // the "standard" preset
   MediaLimits limits;

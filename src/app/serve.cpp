@@ -116,6 +116,7 @@ int run_serve(const Config& config) {
   worker::WorkerOptions worker_options;
   worker_options.concurrency = config.effective_workers();
   worker_options.max_retries = config.max_retries;
+  worker_options.max_group = config.group_renditions;
   worker_options.scratch_dir = data_dir / "scratch";
   worker_options.name = "embedded";
   worker::WorkerPool workers(*bus, *store, transcoder, book, worker_options);

@@ -41,6 +41,13 @@ class TaskSource {
   virtual ~TaskSource() = default;
   /// The next task, waiting up to `wait`; nullopt when none came.
   virtual std::optional<TaskLease> next(std::chrono::milliseconds wait) = 0;
+  /// Leases up to `max` more due tasks of the same job as `first`, so that one decode can feed them all
+  /// (one ffmpeg, one output per rendition). Each is then completed on its own. A bus that cannot find a
+  /// job's other tasks cheaply (Kafka spreads them over partitions) returns none, the default.
+  virtual std::vector<TaskLease> claim_siblings(const TaskLease& first, std::size_t max) {
+    (void)first, (void)max;
+    return {};
+  }
   /// The task is finished, whatever its outcome: it will not be handed out again.
   virtual void complete(const TaskLease& lease) = 0;
 };

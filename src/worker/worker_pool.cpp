@@ -118,66 +118,99 @@ void WorkerPool::run(std::stop_token stop, int slot) {
   }
 }
 
-void WorkerPool::execute(const TaskLease& lease, std::stop_token stop) {
-  const RenditionTask& task = lease.task;
-  const std::string& rendition = task.rendition.name;
-  const std::string tag = "[" + task.video_id.str() + " " + rendition + "]";
+void WorkerPool::execute(const TaskLease& first, std::stop_token stop) {
+  // Decode once, encode many: the job's other queued renditions join this one in a single ffmpeg.
+  std::vector<TaskLease> group{first};
+  std::vector<TaskLease> apart;
+  if (options_.max_group > 1) {
+    for (auto& sibling : tasks_->claim_siblings(first, static_cast<std::size_t>(options_.max_group - 1))) {
+      bool same_input = sibling.task.source_key == first.task.source_key && sibling.task.encoding == first.task.encoding;
+      (same_input ? group : apart).push_back(std::move(sibling));
+    }
+  }
+  execute_group(std::move(group), stop);
+  for (auto& lease : apart) execute_group({std::move(lease)}, stop);
+}
+
+void WorkerPool::execute_group(std::vector<TaskLease> group, std::stop_token stop) {
+  const RenditionTask& lead = group.front().task;
+  const VideoId video = lead.video_id;
+  std::string names;
+  for (const auto& lease : group) names += (names.empty() ? "" : ",") + lease.task.rendition.name;
+  const std::string tag = "[" + video.str() + " " + names + "]";
 
   // The book learns of a job from the same bus a moment after its tasks are queued; give it time.
-  auto job = book_.get(task.video_id);
+  auto job = book_.get(video);
   for (auto waited = std::chrono::milliseconds(0); !job && waited < options_.unknown_job_grace && !stop.stop_requested();
        waited += std::chrono::milliseconds(50)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    job = book_.get(task.video_id);
+    job = book_.get(video);
   }
   if (stop.stop_requested()) return;
-  if (job_is_over(job, rendition)) {
-    spdlog::info("{} skipped: the job has ended or is gone", tag);
+  std::erase_if(group, [&](const TaskLease& lease) {
+    if (!job_is_over(job, lease.task.rendition.name)) return false;
+    spdlog::info("[{} {}] skipped: the job has ended or is gone", video.str(), lease.task.rendition.name);
     tasks_->complete(lease);
-    return;
-  }
+    return true;
+  });
+  if (group.empty()) return;
 
-  bus_.publish(Event{task.video_id, now_ms(), RenditionStarted{rendition, task.attempt, options_.name}});
-  spdlog::info("{} encoding {}x{} (attempt {})", tag, task.rendition.width, task.rendition.height, task.attempt);
+  for (const auto& lease : group) {
+    bus_.publish(Event{video, now_ms(), RenditionStarted{lease.task.rendition.name, lease.task.attempt, options_.name}});
+  }
+  spdlog::info("{} encoding {} rendition(s) from one decode", tag, group.size());
 
   std::stop_source cancel;
   std::stop_callback forward(stop, [&] { cancel.request_stop(); });
-  Running running(*this, task.video_id, cancel);
-  if (job_is_over(book_.get(task.video_id), rendition)) cancel.request_stop();  // cancelled just now
+  Running running(*this, video, cancel);
+  if (job_is_over(book_.get(video), lead.rendition.name)) cancel.request_stop();  // cancelled just now
 
+  std::vector<TaskLease> pending = group;  // leases not yet completed
   try {
-    TaskScratch scratch(options_.scratch_dir, task);
+    TaskScratch scratch(options_.scratch_dir, lead);
     std::filesystem::path input;
-    if (auto local = store_.readable_path(task.source_key)) {
+    if (auto local = store_.readable_path(lead.source_key)) {
       input = *local;
     } else {
       input = scratch.path() / "source";
-      store_.fetch_to_file(task.source_key, input);
+      store_.fetch_to_file(lead.source_key, input);
     }
-    const std::filesystem::path output = scratch.path() / (rendition + ".mp4");
+    EncodeRequest request{input, lead.source, {}, lead.encoding};
+    for (const auto& lease : group) {
+      request.outputs.push_back(EncodeOutput{lease.task.rendition, scratch.path() / (lease.task.rendition.name + ".mp4")});
+    }
 
     auto last_report = std::chrono::steady_clock::now() - options_.progress_interval;
     transcoder_.encode(
-        EncodeRequest{input, task.source, {EncodeOutput{task.rendition, output}}, task.encoding},
+        request,
         [&](const EncodeProgress& p) {
           auto now = std::chrono::steady_clock::now();
           if (now - last_report < options_.progress_interval) return;
           last_report = now;
-          bus_.publish(Event{task.video_id, now_ms(), RenditionProgress{rendition, p.percent, p.fps, p.speed, p.eta_seconds}});
+          // One process, one report: its renditions advance together.
+          for (const auto& lease : group) {
+            bus_.publish(Event{video, now_ms(),
+                               RenditionProgress{lease.task.rendition.name, p.percent, p.fps, p.speed, p.eta_seconds}});
+          }
         },
         cancel.get_token());
 
-    const std::uint64_t size = std::filesystem::file_size(output);
-    store_.put_file(task.output_key, output, "video/mp4", /*consume=*/true);
-    const double duration = task.source.duration;
-    const auto bit_rate = duration > 0 ? static_cast<std::int64_t>(static_cast<double>(size) * 8 / duration) : 0;
-    bus_.publish(Event{task.video_id, now_ms(),
-                       RenditionDone{rendition, task.output_key, size, bit_rate, duration, task.rendition.width,
-                                     task.rendition.height}});
-    spdlog::info("{} done: {} bytes, {} kbit/s", tag, size, bit_rate / 1000);
-    tasks_->complete(lease);
-    // Deleted while the output was being stored: do not leave it behind.
-    if (!book_.get(task.video_id)) store_.remove_prefix(ObjectKey::prefix_of(task.video_id));
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      const RenditionTask& task = group[i].task;
+      const auto& output = request.outputs[i].path;
+      const std::uint64_t size = std::filesystem::file_size(output);
+      store_.put_file(task.output_key, output, "video/mp4", /*consume=*/true);
+      const double duration = task.source.duration;
+      const auto bit_rate = duration > 0 ? static_cast<std::int64_t>(static_cast<double>(size) * 8 / duration) : 0;
+      bus_.publish(Event{video, now_ms(),
+                         RenditionDone{task.rendition.name, task.output_key, size, bit_rate, duration,
+                                       task.rendition.width, task.rendition.height}});
+      spdlog::info("[{} {}] done: {} bytes, {} kbit/s", video.str(), task.rendition.name, size, bit_rate / 1000);
+      tasks_->complete(group[i]);
+      std::erase_if(pending, [&](const TaskLease& l) { return l.handle == group[i].handle; });
+    }
+    // Deleted while the outputs were being stored: do not leave them behind.
+    if (!book_.get(video)) store_.remove_prefix(ObjectKey::prefix_of(video));
   } catch (const std::exception& e) {
     if (stop.stop_requested()) {
       spdlog::info("{} handed back: this worker is stopping", tag);
@@ -185,21 +218,25 @@ void WorkerPool::execute(const TaskLease& lease, std::stop_token stop) {
     }
     if (cancel.stop_requested()) {
       spdlog::info("{} stopped: the job was cancelled", tag);
-      tasks_->complete(lease);
+      for (const auto& lease : pending) tasks_->complete(lease);
       return;
     }
     // Anything but a framepress::Error (a full scratch disk, say) is a fault of this attempt, worth another.
     const auto* error = dynamic_cast<const Error*>(&e);
     const bool retryable = error == nullptr || error->retryable();
-    const bool retry = retryable && task.attempt <= options_.max_retries;
-    spdlog::warn("{} attempt {} failed{}: {}", tag, task.attempt, retry ? " (will retry)" : "", e.what());
-    bus_.publish(Event{task.video_id, now_ms(), RenditionFailed{rendition, task.attempt, e.what(), retry}});
-    if (retry) {
-      RenditionTask next = task;
-      next.attempt += 1;
-      bus_.enqueue(next, options_.retry_backoff * (1 << (task.attempt - 1)));
+    for (const auto& lease : pending) {
+      const RenditionTask& task = lease.task;
+      const bool retry = retryable && task.attempt <= options_.max_retries;
+      spdlog::warn("[{} {}] attempt {} failed{}: {}", video.str(), task.rendition.name, task.attempt,
+                   retry ? " (will retry)" : "", e.what());
+      bus_.publish(Event{video, now_ms(), RenditionFailed{task.rendition.name, task.attempt, e.what(), retry}});
+      if (retry) {
+        RenditionTask next = task;
+        next.attempt += 1;
+        bus_.enqueue(next, options_.retry_backoff * (1 << (task.attempt - 1)));
+      }
+      tasks_->complete(lease);
     }
-    tasks_->complete(lease);
   }
 }
 

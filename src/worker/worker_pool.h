@@ -24,6 +24,7 @@ struct WorkerOptions {
   int concurrency = 2;                                    // tasks encoded at once
   std::vector<std::string> classes;                       // worker classes to take; empty: all
   int max_retries = 2;                                    // after the first attempt
+  int max_group = 8;                                      // renditions of one job encoded from one decode; 1: apart
   std::chrono::milliseconds retry_backoff{2000};          // doubled at each attempt
   std::chrono::milliseconds progress_interval{500};       // at most two progress events a second
   std::chrono::seconds unknown_job_grace{30};             // how long to wait for the book to learn a new job
@@ -48,7 +49,8 @@ class WorkerPool {
  private:
   struct Running;
   void run(std::stop_token stop, int slot);
-  void execute(const TaskLease& lease, std::stop_token stop);
+  void execute(const TaskLease& first, std::stop_token stop);
+  void execute_group(std::vector<TaskLease> group, std::stop_token stop);
   void on_job_changed(const VideoId& id);
 
   EventBus& bus_;

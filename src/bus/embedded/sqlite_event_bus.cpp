@@ -513,6 +513,12 @@ class SqliteTaskSource final : public TaskSource {
         "UPDATE tasks SET state = 'leased' WHERE id = (SELECT id FROM tasks WHERE state = 'queued' AND "
         "not_before <= ?1" + filter + " ORDER BY id LIMIT 1) RETURNING id, body, enqueued_at";
     next_due_sql_ = "SELECT min(not_before) FROM tasks WHERE state = 'queued'" + filter;
+    const std::string video = "?" + std::to_string(classes_.size() + 2);
+    const std::string limit = "?" + std::to_string(classes_.size() + 3);
+    siblings_sql_ =
+        "UPDATE tasks SET state = 'leased' WHERE id IN (SELECT id FROM tasks WHERE state = 'queued' AND "
+        "not_before <= ?1" + filter + " AND video_id = " + video + " ORDER BY id LIMIT " + limit +
+        ") RETURNING id, body, enqueued_at";
   }
 
   std::optional<TaskLease> next(milliseconds wait) override {
@@ -530,6 +536,35 @@ class SqliteTaskSource final : public TaskSource {
       // An enqueue wakes us earlier; the loop then looks again.
       state_->tasks.wait_until(lock, wake);
     }
+  }
+
+  std::vector<TaskLease> claim_siblings(const TaskLease& first, std::size_t max) override {
+    std::vector<TaskLease> leases;
+    if (max == 0) return leases;
+    std::lock_guard guard(state_->mutex);
+    std::vector<std::pair<std::int64_t, std::pair<std::string, std::int64_t>>> rows;
+    {
+      auto q = state_->db.query(siblings_sql_);
+      q->bind(1, wall_ms());
+      bind_classes(q);
+      q->bind(static_cast<int>(classes_.size() + 2), first.task.video_id.str());
+      q->bind(static_cast<int>(classes_.size() + 3), static_cast<std::int64_t>(max));
+      while (q->step()) rows.push_back({q->int64(0), {q->text(1), q->int64(2)}});
+    }
+    for (auto& [id, row] : rows) {
+      try {
+        TaskLease lease;
+        lease.task = task_from_json(nlohmann::json::parse(row.first));
+        lease.handle = static_cast<std::uint64_t>(id);
+        lease.enqueued_at = std::chrono::system_clock::time_point(milliseconds{row.second});
+        leases.push_back(std::move(lease));
+      } catch (const std::exception& e) {
+        spdlog::error("event bus: dropping task {} that cannot be parsed: {}", id, e.what());
+        state_->db.query("DELETE FROM tasks WHERE id = ?1")->bind(1, id).run();
+      }
+    }
+    std::sort(leases.begin(), leases.end(), [](const TaskLease& a, const TaskLease& b) { return a.handle < b.handle; });
+    return leases;
   }
 
   void complete(const TaskLease& lease) override {
@@ -587,6 +622,7 @@ class SqliteTaskSource final : public TaskSource {
   std::vector<std::string> classes_;
   std::string lease_sql_;
   std::string next_due_sql_;
+  std::string siblings_sql_;
 };
 
 }  // namespace

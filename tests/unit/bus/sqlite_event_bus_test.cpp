@@ -368,6 +368,33 @@ TEST_F(SqliteEventBusTest, TasksComeOutOldestFirst) {
   EXPECT_FALSE(source->next(0ms));
 }
 
+TEST_F(SqliteEventBusTest, SiblingsAreTheSameJobsOtherDueTasksOfTheSourcesClasses) {
+  SqliteEventBus bus(db_path());
+  auto id = VideoId::generate();
+  auto other = VideoId::generate();
+  bus.enqueue(make_task(id, "144p", "sd"));
+  bus.enqueue(make_task(other, "144p", "sd"));
+  bus.enqueue(make_task(id, "240p", "sd"));
+  bus.enqueue(make_task(id, "360p", "sd"));
+  bus.enqueue(make_task(id, "720p", "hd"));
+  bus.enqueue(make_task(id, "480p", "sd"), 1h);  // not due
+  auto source = bus.tasks({"sd"});
+  auto first = source->next(0ms);
+  ASSERT_TRUE(first);
+  auto siblings = source->claim_siblings(*first, 1);
+  ASSERT_EQ(siblings.size(), 1u);
+  EXPECT_EQ(siblings[0].task.rendition.name, "240p");
+  siblings = source->claim_siblings(*first, 8);
+  ASSERT_EQ(siblings.size(), 1u);
+  EXPECT_EQ(siblings[0].task.rendition.name, "360p");
+  EXPECT_TRUE(source->claim_siblings(*first, 8).empty());
+  // Leased siblings are nobody else's: the next task is the other job's.
+  auto next = source->next(0ms);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->task.video_id, other);
+  EXPECT_EQ(bus.stats().leased_tasks, 4u);
+}
+
 TEST_F(SqliteEventBusTest, SourcesSeeOnlyTheirClasses) {
   SqliteEventBus bus(db_path());
   auto id = VideoId::generate();

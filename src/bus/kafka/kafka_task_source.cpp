@@ -1,0 +1,595 @@
+// The task source: one consumer a worker class, each in its class's group, each with a thread that
+// polls all the time. Why it is built this way:
+//  - Polling never stops, so max.poll.interval.ms is never exceeded however long an encode takes: no
+//    rebalance, no second worker starting the same task.
+//  - Fetched tasks wait in `ready` until a worker asks. While enough are waiting, the partitions are
+//    paused, so the consumer keeps polling without taking more tasks than this process will start soon.
+//  - Offsets are committed from the poll thread only (asynchronously after each completion,
+//    synchronously when partitions are revoked or the source closes), so commits of a partition are sent
+//    in order. Each commit is the lowest unfinished offset plus, in its metadata, the finished ones above
+//    it (OffsetTracker).
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "bus/kafka/kafka_core.h"
+#include "bus/kafka/offset_tracker.h"
+#include "core/error.h"
+
+namespace framepress::detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using kafka::OffsetTracker;
+
+// How many due tasks are kept fetched beyond the workers waiting right now, so that a worker that
+// finishes gets its next task without a round trip to the broker.
+constexpr std::size_t prefetch = 1;
+// After a failed commit, the next attempt waits this long (the broker is likely away).
+constexpr auto commit_retry_delay = std::chrono::seconds(1);
+
+struct ParsedTask {
+  std::optional<RenditionTask> task;
+  TimestampMs due_ms = 0;
+  std::string error;
+};
+
+ParsedTask parse_task(std::string_view value) {
+  ParsedTask parsed;
+  try {
+    const auto json = nlohmann::json::parse(value);
+    parsed.task = task_from_json(json);
+    if (auto it = json.find("not_before_ms"); it != json.end() && it->is_number_integer()) parsed.due_ms = it->get<TimestampMs>();
+  } catch (const std::exception& e) {
+    parsed.error = e.what();
+  }
+  return parsed;
+}
+
+std::chrono::system_clock::time_point enqueued_at(const rd_kafka_message_t& message) {
+  rd_kafka_timestamp_type_t type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+  const std::int64_t ms = rd_kafka_message_timestamp(&message, &type);
+  if (ms < 0) return std::chrono::system_clock::now();
+  return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+}
+
+}  // namespace
+
+class ClassConsumer;
+
+/// A fetched task not handed out yet.
+struct ReadyTask {
+  ClassConsumer* consumer = nullptr;
+  std::int32_t partition = 0;
+  std::int64_t offset = 0;
+  std::uint64_t epoch = 0;  // of the partition's assignment when fetched
+  RenditionTask task;
+  std::chrono::system_clock::time_point enqueued_at;
+};
+
+/// What a lease handle stands for.
+struct LeaseRecord {
+  ClassConsumer* consumer = nullptr;
+  std::int32_t partition = 0;
+  std::int64_t offset = 0;
+  std::uint64_t epoch = 0;  // of the partition's assignment: a lease from before a rebalance is stale
+};
+
+class KafkaTaskSourceImpl {
+ public:
+  KafkaTaskSourceImpl(std::shared_ptr<KafkaCore> core, const std::vector<std::string>& classes);
+  ~KafkaTaskSourceImpl();
+
+  std::optional<TaskLease> next(std::chrono::milliseconds wait);
+  void complete(const TaskLease& lease);
+  void dead_letter(const TaskLease& lease, const std::string& reason);
+  std::size_t assigned_partitions() const;
+
+  // Shared with the class consumers.
+  std::shared_ptr<KafkaCore> core;
+  mutable std::mutex mutex;  // guards what follows and each consumer's partitions_ and delayed_
+  std::condition_variable ready_changed;
+  std::deque<ReadyTask> ready;
+  std::size_t waiters = 0;
+  bool stopping = false;
+  std::map<std::uint64_t, LeaseRecord> leases;
+  std::uint64_t next_handle = 1;
+
+ private:
+  std::vector<std::unique_ptr<ClassConsumer>> consumers_;
+};
+
+/// One class's consumer and its poll thread.
+class ClassConsumer {
+ public:
+  ClassConsumer(KafkaTaskSourceImpl& source, const std::string& worker_class);
+
+  void start() {
+    thread_ = std::thread([this] { run(); });
+  }
+  /// Stops polling (the thread ends), then leaves the group: the revocation commits what is finished.
+  void close();
+  /// Wakes the poll thread now (a worker started waiting, a task was completed).
+  void wake() { rd_kafka_queue_yield(queue_.get()); }
+
+  const std::string& topic() const { return topic_; }
+  const std::string& worker_class() const { return class_; }
+
+  // Under source_.mutex.
+  std::size_t partition_count() const { return partitions_.size(); }
+  /// Records that the lease's task is finished; false when its partition was revoked meanwhile.
+  bool finish(const LeaseRecord& lease);
+
+ private:
+  struct PartitionState {
+    OffsetTracker tracker;
+    std::uint64_t epoch = 0;
+    bool paused = false;
+    std::optional<OffsetTracker::Commit> sent;  // the last commit sent (or the one read at assignment)
+  };
+
+  void run();
+  void on_message(const rd_kafka_message_t& message);
+  void release_due();
+  void adjust_flow();
+  /// Commits every partition of `only` (all when empty) whose commit point moved; `sync` waits for it.
+  void commit(const std::vector<std::int32_t>& only, bool sync);
+  void send_to_dead_letters(const rd_kafka_message_t& message, const std::string& reason);
+
+  void on_assign(rd_kafka_topic_partition_list_t* partitions);
+  void on_revoke(rd_kafka_topic_partition_list_t* partitions);
+  /// Drops the bookkeeping of `revoked` (every partition when null); returns how many leases of them
+  /// are still running here.
+  std::size_t forget_partitions(const std::vector<std::int32_t>* revoked);
+  static void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
+                        void* opaque);
+  static void committed(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
+                        void* opaque);
+
+  KafkaTaskSourceImpl& source_;
+  const std::string class_;
+  const std::string topic_;
+  kafka::Handle rk_;
+  kafka::Queue queue_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+
+  // Under source_.mutex (changed only on the poll thread, or in close() once it has ended).
+  std::map<std::int32_t, PartitionState> partitions_;
+  std::multimap<TimestampMs, ReadyTask> delayed_;  // by due time
+  std::uint64_t next_epoch_ = 1;
+
+  // Poll thread only.
+  bool cooperative_ = false;
+  Clock::time_point commit_not_before_{};
+};
+
+// ---- ClassConsumer -----------------------------------------------------------------------------
+
+ClassConsumer::ClassConsumer(KafkaTaskSourceImpl& source, const std::string& worker_class)
+    : source_(source), class_(worker_class), topic_(source.core->tasks_topic(worker_class)) {
+  const KafkaOptions& o = source.core->options;
+  const auto session = o.session_timeout.count();
+  kafka::Conf conf = kafka::make_conf(
+      o, "worker-" + worker_class,
+      {
+          // Only the partitions that move are revoked when a worker joins or leaves, so the tasks
+          // running on the others are not started a second time elsewhere.
+          {"partition.assignment.strategy", "cooperative-sticky"},
+          {"session.timeout.ms", std::to_string(session)},
+          {"heartbeat.interval.ms", std::to_string(std::clamp<long long>(session / 3, 100, 3000))},
+          {"max.poll.interval.ms", std::to_string(o.max_poll_interval.count())},
+          // A group's first member starts with the tasks queued before the group existed.
+          {"auto.offset.reset", "earliest"},
+      },
+      {
+          {"group.id", o.worker_group_prefix + worker_class},
+          {"enable.auto.commit", "false"},
+          {"enable.auto.offset.store", "false"},
+          {"enable.partition.eof", "false"},
+      });
+  rd_kafka_conf_set_opaque(conf.get(), this);
+  rd_kafka_conf_set_rebalance_cb(conf.get(), &ClassConsumer::rebalance);
+  rd_kafka_conf_set_offset_commit_cb(conf.get(), &ClassConsumer::committed);
+  rk_ = kafka::make_client(RD_KAFKA_CONSUMER, std::move(conf));
+  rd_kafka_poll_set_consumer(rk_.get());
+  queue_.reset(rd_kafka_queue_get_consumer(rk_.get()));
+
+  kafka::PartitionList topics(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(topics.get(), topic_.c_str(), RD_KAFKA_PARTITION_UA);
+  if (const auto err = rd_kafka_subscribe(rk_.get(), topics.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw Error(ErrorCode::internal, fmt::format("cannot subscribe to {}: {}", topic_, rd_kafka_err2str(err)), "kafka");
+  }
+}
+
+void ClassConsumer::close() {
+  stop_.store(true);
+  wake();
+  if (thread_.joinable()) thread_.join();
+  // Serves the revocation (our rebalance callback commits what is finished), then leaves the group so
+  // the partitions move at once rather than after the session time-out.
+  if (const auto err = rd_kafka_consumer_close(rk_.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    spdlog::warn("{}: closing the consumer: {}", topic_, rd_kafka_err2str(err));
+  }
+}
+
+void ClassConsumer::run() {
+  while (!stop_.load()) {
+    release_due();
+    adjust_flow();
+    commit({}, /*sync=*/false);
+    kafka::Message message(rd_kafka_consumer_poll(rk_.get(), 100));
+    if (!message) continue;
+    if (message->err) {
+      // Transient trouble (a broker away) librdkafka works through itself.
+      spdlog::warn("{}: {}", topic_, rd_kafka_message_errstr(message.get()));
+      continue;
+    }
+    on_message(*message);
+  }
+}
+
+void ClassConsumer::on_message(const rd_kafka_message_t& message) {
+  const std::int32_t p = message.partition;
+  const std::int64_t offset = message.offset;
+  ParsedTask parsed = parse_task(std::string_view(static_cast<const char*>(message.payload), message.len));
+  OffsetTracker::Fetched fetched{};
+  {
+    std::lock_guard lock(source_.mutex);
+    auto it = partitions_.find(p);
+    if (it == partitions_.end()) return;  // revoked while the message was on its way
+    fetched = it->second.tracker.fetched(offset);
+    if (fetched == OffsetTracker::Fetched::fresh && parsed.task) {
+      ReadyTask ready{this, p, offset, it->second.epoch, std::move(*parsed.task), enqueued_at(message)};
+      if (parsed.due_ms > now_ms()) {
+        delayed_.emplace(parsed.due_ms, std::move(ready));
+      } else {
+        source_.ready.push_back(std::move(ready));
+        source_.ready_changed.notify_one();
+      }
+    }
+  }
+  if (fetched == OffsetTracker::Fetched::done) {
+    spdlog::debug("{} [{}] {}: finished by the partition's previous owner, skipped", topic_, p, offset);
+  }
+  if (fetched == OffsetTracker::Fetched::fresh && !parsed.task) {
+    spdlog::error("{} [{}] {}: not a task, sent to {}: {}", topic_, p, offset, source_.core->options.dead_letter_topic,
+                  parsed.error);
+    try {
+      send_to_dead_letters(message, "not a task: " + parsed.error);
+    } catch (const std::exception& e) {
+      // Left unfinished: it is read again (and sent again) after a restart or a rebalance.
+      spdlog::error("{} [{}] {}: could not dead-letter it: {}", topic_, p, offset, e.what());
+      return;
+    }
+    std::lock_guard lock(source_.mutex);
+    if (auto it = partitions_.find(p); it != partitions_.end()) it->second.tracker.finish(offset);
+  }
+}
+
+void ClassConsumer::release_due() {
+  std::lock_guard lock(source_.mutex);
+  const TimestampMs now = now_ms();
+  bool released = false;
+  while (!delayed_.empty() && delayed_.begin()->first <= now) {
+    source_.ready.push_back(std::move(delayed_.begin()->second));
+    delayed_.erase(delayed_.begin());
+    released = true;
+  }
+  if (released) source_.ready_changed.notify_all();
+}
+
+void ClassConsumer::adjust_flow() {
+  std::vector<std::int32_t> changed;
+  bool pause = false;
+  {
+    std::lock_guard lock(source_.mutex);
+    pause = source_.ready.size() >= source_.waiters + prefetch;
+    for (auto& [p, state] : partitions_) {
+      // Only partitions whose state changes: resuming one that is not paused makes librdkafka 2.0 fetch
+      // again from an older position (librdkafka issue #4686).
+      if (state.paused != pause) {
+        state.paused = pause;
+        changed.push_back(p);
+      }
+    }
+  }
+  if (changed.empty()) return;
+  kafka::PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(changed.size())));
+  for (auto p : changed) rd_kafka_topic_partition_list_add(list.get(), topic_.c_str(), p);
+  const auto err = pause ? rd_kafka_pause_partitions(rk_.get(), list.get()) : rd_kafka_resume_partitions(rk_.get(), list.get());
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) spdlog::warn("{}: pause/resume: {}", topic_, rd_kafka_err2str(err));
+}
+
+void ClassConsumer::commit(const std::vector<std::int32_t>& only, bool sync) {
+  if (!sync && Clock::now() < commit_not_before_) return;
+  kafka::PartitionList list(rd_kafka_topic_partition_list_new(4));
+  {
+    std::lock_guard lock(source_.mutex);
+    for (auto& [p, state] : partitions_) {
+      if (!only.empty() && std::find(only.begin(), only.end(), p) == only.end()) continue;
+      auto point = state.tracker.commit();
+      if (!point || point == state.sent) continue;
+      rd_kafka_topic_partition_t* entry = rd_kafka_topic_partition_list_add(list.get(), topic_.c_str(), p);
+      entry->offset = point->offset;
+      // Freed with the list (librdkafka frees metadata with free()).
+      entry->metadata = std::malloc(point->metadata.size());
+      std::memcpy(entry->metadata, point->metadata.data(), point->metadata.size());
+      entry->metadata_size = point->metadata.size();
+      state.sent = std::move(point);
+    }
+  }
+  if (list->cnt == 0) return;
+  if (!sync) {
+    rd_kafka_commit(rk_.get(), list.get(), /*async=*/1);  // the result comes to committed()
+    return;
+  }
+  // Only at revocation: the partitions leave this consumer, so a failure is only worth a line (their
+  // new owner runs the unfinished and uncommitted tasks again).
+  if (const auto err = rd_kafka_commit(rk_.get(), list.get(), /*async=*/0); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    spdlog::warn("{}: commit at revocation failed: {}", topic_, rd_kafka_err2str(err));
+  }
+}
+
+void ClassConsumer::committed(rd_kafka_t* /*rk*/, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
+                              void* opaque) {
+  auto* self = static_cast<ClassConsumer*>(opaque);
+  if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;  // nothing was due
+  std::vector<std::int32_t> failed;
+  for (int i = 0; offsets != nullptr && i < offsets->cnt; ++i) {
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR || offsets->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      failed.push_back(offsets->elems[i].partition);
+    }
+  }
+  if (failed.empty()) return;
+  spdlog::warn("{}: commit of partitions {} failed ({}); will try again", self->topic_, fmt::join(failed, ","),
+               rd_kafka_err2str(err != RD_KAFKA_RESP_ERR_NO_ERROR ? err : offsets->elems[0].err));
+  std::lock_guard lock(self->source_.mutex);
+  for (auto p : failed) {
+    if (auto it = self->partitions_.find(p); it != self->partitions_.end()) it->second.sent.reset();
+  }
+  self->commit_not_before_ = Clock::now() + commit_retry_delay;
+}
+
+bool ClassConsumer::finish(const LeaseRecord& lease) {
+  auto it = partitions_.find(lease.partition);
+  if (it == partitions_.end() || it->second.epoch != lease.epoch) return false;
+  it->second.tracker.finish(lease.offset);
+  return true;
+}
+
+void ClassConsumer::send_to_dead_letters(const rd_kafka_message_t& message, const std::string& reason) {
+  const KafkaOptions& o = source_.core->options;
+  const TimestampMs now = now_ms();
+  nlohmann::json value{
+      {"reason", reason},
+      {"raw", std::string(static_cast<const char*>(message.payload), message.len)},
+      {"class", class_},
+      {"topic", topic_},
+      {"partition", message.partition},
+      {"offset", message.offset},
+      {"at", format_iso8601(now)},
+      {"at_ms", now},
+  };
+  std::string key = message.key ? std::string(static_cast<const char*>(message.key), message.key_len) : std::string();
+  source_.core->producer->produce_durable(
+      {kafka::Record{o.dead_letter_topic, std::move(key), value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)}});
+}
+
+void ClassConsumer::rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
+                              void* opaque) {
+  auto* self = static_cast<ClassConsumer*>(opaque);
+  self->cooperative_ = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    self->on_assign(partitions);
+  } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+    self->on_revoke(partitions);
+  } else {
+    // librdkafka's contract: clear the assignment to get back in step with the group.
+    spdlog::error("{}: rebalance failed: {}; dropping the assignment", self->topic_, rd_kafka_err2str(err));
+    self->forget_partitions(nullptr);
+    rd_kafka_assign(rk, nullptr);
+  }
+}
+
+void ClassConsumer::on_assign(rd_kafka_topic_partition_list_t* partitions) {
+  const KafkaOptions& o = source_.core->options;
+  // Read what the group committed, with its metadata (what the previous owner finished above the
+  // offset), and start fetching exactly there.
+  kafka::PartitionList list(rd_kafka_topic_partition_list_copy(partitions));
+  const auto err = rd_kafka_committed(rk_.get(), list.get(), kafka::to_ms(o.startup_timeout));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    spdlog::warn("{}: cannot read the committed offsets ({}); finished tasks above them may run again", topic_,
+                 rd_kafka_err2str(err));
+  }
+  std::vector<std::int32_t> assigned;
+  {
+    std::lock_guard lock(source_.mutex);
+    for (int i = 0; i < list->cnt; ++i) {
+      rd_kafka_topic_partition_t& entry = list->elems[i];
+      PartitionState state;
+      state.epoch = next_epoch_++;
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR && entry.err == RD_KAFKA_RESP_ERR_NO_ERROR && entry.offset >= 0) {
+        const std::string_view metadata(static_cast<const char*>(entry.metadata), entry.metadata ? entry.metadata_size : 0);
+        state.tracker = OffsetTracker(entry.offset, metadata);
+        state.sent = state.tracker.commit();
+      } else {
+        entry.offset = RD_KAFKA_OFFSET_INVALID;  // librdkafka looks it up, or applies auto.offset.reset
+      }
+      partitions_[entry.partition] = std::move(state);
+      assigned.push_back(entry.partition);
+    }
+  }
+  if (cooperative_) {
+    if (rd_kafka_error_t* error = rd_kafka_incremental_assign(rk_.get(), list.get())) {
+      spdlog::error("{}: incremental assign: {}", topic_, rd_kafka_error_string(error));
+      rd_kafka_error_destroy(error);
+    }
+  } else {
+    rd_kafka_assign(rk_.get(), list.get());
+  }
+  if (!assigned.empty()) {
+    spdlog::info("{}: assigned partitions {} (group {}{})", topic_, fmt::join(assigned, ","), o.worker_group_prefix, class_);
+  }
+}
+
+std::size_t ClassConsumer::forget_partitions(const std::vector<std::int32_t>* revoked) {
+  auto is_revoked = [&](std::int32_t p) {
+    return revoked == nullptr || std::find(revoked->begin(), revoked->end(), p) != revoked->end();
+  };
+  std::lock_guard lock(source_.mutex);
+  std::erase_if(partitions_, [&](const auto& entry) { return is_revoked(entry.first); });
+  // Fetched but not handed out: the new owner fetches them again.
+  auto gone = [&](const ReadyTask& t) { return t.consumer == this && is_revoked(t.partition); };
+  std::erase_if(source_.ready, gone);
+  std::erase_if(delayed_, [&](const auto& entry) { return gone(entry.second); });
+  // Leases of these partitions stay in `leases` (their epoch no longer matches, so complete() ignores
+  // them); they are only counted for the log.
+  std::size_t running = 0;
+  for (const auto& [handle, lease] : source_.leases) {
+    if (lease.consumer == this && is_revoked(lease.partition)) ++running;
+  }
+  return running;
+}
+
+void ClassConsumer::on_revoke(rd_kafka_topic_partition_list_t* partitions) {
+  std::vector<std::int32_t> revoked;
+  for (int i = 0; partitions != nullptr && i < partitions->cnt; ++i) revoked.push_back(partitions->elems[i].partition);
+  // Hand over what is finished, so the new owner skips it. When the assignment was lost (this member
+  // was thrown out of the group) the commit would be refused anyway.
+  if (!rd_kafka_assignment_lost(rk_.get())) commit(revoked, /*sync=*/true);
+  const std::size_t running = forget_partitions(&revoked);
+  if (cooperative_) {
+    if (rd_kafka_error_t* error = rd_kafka_incremental_unassign(rk_.get(), partitions)) {
+      spdlog::error("{}: incremental unassign: {}", topic_, rd_kafka_error_string(error));
+      rd_kafka_error_destroy(error);
+    }
+  } else {
+    rd_kafka_assign(rk_.get(), nullptr);
+  }
+  if (!revoked.empty()) {
+    spdlog::info("{}: partitions {} revoked{}", topic_, fmt::join(revoked, ","),
+                 running > 0 ? fmt::format("; {} task(s) running here will run again on their new owner", running) : "");
+  }
+}
+
+// ---- KafkaTaskSourceImpl -------------------------------------------------------------------------
+
+KafkaTaskSourceImpl::KafkaTaskSourceImpl(std::shared_ptr<KafkaCore> core_, const std::vector<std::string>& classes)
+    : core(std::move(core_)) {
+  for (const auto& c : classes) consumers_.push_back(std::make_unique<ClassConsumer>(*this, c));
+  for (auto& c : consumers_) c->start();
+  spdlog::info("taking tasks of {} (groups {}<class>)", fmt::join(classes, ","), core->options.worker_group_prefix);
+}
+
+KafkaTaskSourceImpl::~KafkaTaskSourceImpl() {
+  {
+    std::lock_guard lock(mutex);
+    stopping = true;
+  }
+  ready_changed.notify_all();
+  for (auto& c : consumers_) c->close();
+}
+
+std::optional<TaskLease> KafkaTaskSourceImpl::next(std::chrono::milliseconds wait) {
+  std::unique_lock lock(mutex);
+  ++waiters;
+  // Nothing fetched: the partitions may be paused; let the poll threads resume them now.
+  if (ready.empty()) {
+    for (auto& c : consumers_) c->wake();
+  }
+  ready_changed.wait_for(lock, wait, [&] { return stopping || !ready.empty(); });
+  --waiters;
+  if (stopping || ready.empty()) return std::nullopt;
+  ReadyTask task = std::move(ready.front());
+  ready.pop_front();
+  const std::uint64_t handle = next_handle++;
+  leases.emplace(handle, LeaseRecord{task.consumer, task.partition, task.offset, task.epoch});
+  return TaskLease{std::move(task.task), handle, task.enqueued_at};
+}
+
+void KafkaTaskSourceImpl::complete(const TaskLease& lease) {
+  ClassConsumer* consumer = nullptr;
+  {
+    std::lock_guard lock(mutex);
+    auto it = leases.find(lease.handle);
+    if (it == leases.end()) return;  // completed twice
+    const LeaseRecord record = it->second;
+    leases.erase(it);
+    if (!record.consumer->finish(record)) {
+      spdlog::info("[{} {}] completed after its partition moved to another worker, which runs it again",
+                   lease.task.video_id.str(), lease.task.rendition.name);
+      return;
+    }
+    consumer = record.consumer;
+  }
+  consumer->wake();  // commits it
+}
+
+void KafkaTaskSourceImpl::dead_letter(const TaskLease& lease, const std::string& reason) {
+  std::string topic;
+  std::int32_t partition = -1;
+  std::int64_t offset = -1;
+  {
+    std::lock_guard lock(mutex);
+    if (auto it = leases.find(lease.handle); it != leases.end()) {
+      topic = it->second.consumer->topic();
+      partition = it->second.partition;
+      offset = it->second.offset;
+    }
+  }
+  const TimestampMs now = now_ms();
+  nlohmann::json value{
+      {"reason", reason},
+      {"task", to_json(lease.task)},
+      {"class", lease.task.rendition.worker_class},
+      {"topic", topic},
+      {"partition", partition},
+      {"offset", offset},
+      {"at", format_iso8601(now)},
+      {"at_ms", now},
+  };
+  core->producer->produce_durable({kafka::Record{core->options.dead_letter_topic,
+                                                 lease.task.video_id.str() + "/" + lease.task.rendition.name,
+                                                 value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)}});
+  complete(lease);
+}
+
+std::size_t KafkaTaskSourceImpl::assigned_partitions() const {
+  std::lock_guard lock(mutex);
+  std::size_t count = 0;
+  for (const auto& c : consumers_) count += c->partition_count();
+  return count;
+}
+
+}  // namespace framepress::detail
+
+namespace framepress {
+
+KafkaTaskSource::KafkaTaskSource(std::unique_ptr<detail::KafkaTaskSourceImpl> impl) : impl_(std::move(impl)) {}
+KafkaTaskSource::~KafkaTaskSource() = default;
+
+std::unique_ptr<KafkaTaskSource> KafkaTaskSource::create(std::shared_ptr<detail::KafkaCore> core,
+                                                         const std::vector<std::string>& classes) {
+  return std::unique_ptr<KafkaTaskSource>(
+      new KafkaTaskSource(std::make_unique<detail::KafkaTaskSourceImpl>(std::move(core), classes)));
+}
+
+std::optional<TaskLease> KafkaTaskSource::next(std::chrono::milliseconds wait) { return impl_->next(wait); }
+void KafkaTaskSource::complete(const TaskLease& lease) { impl_->complete(lease); }
+void KafkaTaskSource::dead_letter(const TaskLease& lease, const std::string& reason) { impl_->dead_letter(lease, reason); }
+std::size_t KafkaTaskSource::assigned_partitions() const { return impl_->assigned_partitions(); }
+
+}  // namespace framepress
