@@ -310,8 +310,8 @@ void MultipartReader::parse_headers(std::string_view block) {
   const std::string_view text = *disposition;
   const auto semicolon = text.find(';');
   if (!iequals(trim(text.substr(0, semicolon)), "form-data")) fail("a multipart part is not form-data");
-  const auto params =
-      semicolon == std::string_view::npos ? std::optional<Parameters>(Parameters{}) : parse_parameters(text.substr(semicolon));
+  const auto params = semicolon == std::string_view::npos ? std::optional<Parameters>(Parameters{})
+                                                          : parse_parameters(text.substr(semicolon));
   if (!params) fail("malformed multipart Content-Disposition");
   const auto* name = find_parameter(*params, "name");
   if (!name) fail("a multipart part has no name");

@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <cctype>
+#include <condition_variable>
 #include <exception>
 #include <mutex>
 #include <stdexcept>
@@ -56,7 +57,7 @@ using Parser = bhttp::request_parser<bhttp::buffer_body>;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-// How long, and how much, a closing connection keeps reading what the client still sends (see linger()).
+// How long, and how much, a closing connection keeps reading what the client still sends (see Server::Impl::close()).
 constexpr auto kLingerTime = std::chrono::seconds(2);
 constexpr std::size_t kLingerBytes = 4 << 20;
 
@@ -92,6 +93,12 @@ struct Connection {
   asio::cancellation_signal cancel;
   bool stopping = false;
 };
+
+std::string remote_of(Connection& conn) {
+  beast::error_code ec;
+  const auto peer = conn.stream.socket().remote_endpoint(ec);
+  return ec ? std::string() : peer.address().to_string();
+}
 
 void apply_cors(bhttp::response_header<>& header, const ServerOptions& options) {
   const auto& origin = options.cors_allow_origin;
@@ -136,9 +143,10 @@ class ServerExchange final : public Exchange {
     if (body_error_) std::rethrow_exception(body_error_);
     if (parser_.is_done()) co_return 0;
     if (buffer.empty()) throw std::invalid_argument("read_body needs a non-empty buffer");
-    if (expect_continue_ && !continue_sent_) {
+    if (expect_continue_ && !continue_sent_ && !began_) {
       // The client holds the body back until it hears this (curl for a second, then sends anyway).
-      // Sending it only now means a request refused before its body is read never has it sent.
+      // Sending it only now means a request refused before its body is read never has it sent; and never
+      // after a final response has begun, where it would be read as part of that response.
       continue_sent_ = true;
       co_await send(asio::buffer(kContinue.data(), kContinue.size()));
     }
@@ -441,7 +449,9 @@ struct Server::Impl {
   unsigned short bound_port = 0;
 
   std::mutex mutex;  // guards what follows
+  std::condition_variable idle;  // signalled when the last run() returns
   bool stopping = false;
+  int running = 0;  // threads inside run()
   std::unordered_map<Connection*, std::weak_ptr<Connection>> live;
 
   void listen();
@@ -559,6 +569,7 @@ asio::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> connecti
       (void)transferred;
       conn.stream.expires_never();
       if (ec) {
+        if (!connection_ended(ec)) spdlog::debug("{}: unreadable request head: {}", remote_of(conn), ec.message());
         if (ec == bhttp::error::header_limit) {
           co_await send_error(conn, 431, "header_too_large",
                               "the request head is larger than " + std::to_string(options.max_header_bytes) + " bytes");
@@ -591,9 +602,7 @@ asio::awaitable<bool> Server::Impl::serve(Connection& conn, beast::flat_buffer& 
   for (const auto& field : head) request.headers.emplace_back(str(field.name_string()), str(field.value()));
   if (const auto length = parser.content_length()) request.content_length = *length;
   request.chunked = parser.chunked();
-  beast::error_code ec;
-  const auto peer = conn.stream.socket().remote_endpoint(ec);
-  if (!ec) request.remote_address = peer.address().to_string();
+  request.remote_address = remote_of(conn);
   const bool target_ok = parse_target(request);
   const bool expect_continue = head.version() >= 11 && iequals(str(head[bhttp::field::expect]), "100-continue");
 
@@ -723,20 +732,28 @@ Server::Server(ServerOptions options, Router router)
 }
 
 Server::~Server() {
-  // run() must have returned by now (or never been called): what is still queued is destroyed with the
-  // io_context, without running.
   stop();
+  // A run() in another thread is let finish first; what is still queued after that (when run() was never
+  // called) is destroyed with the io_context, without running.
+  std::unique_lock lock(impl_->mutex);
+  impl_->idle.wait(lock, [this] { return impl_->running == 0; });
 }
 
 unsigned short Server::port() const { return impl_->bound_port; }
 
 void Server::run() {
+  {
+    std::lock_guard lock(impl_->mutex);
+    ++impl_->running;
+  }
   const int extra = std::max(1, impl_->options.threads) - 1;
   std::vector<std::thread> threads;
   threads.reserve(static_cast<std::size_t>(extra));
   for (int i = 0; i < extra; ++i) threads.emplace_back([this] { impl_->ioc.run(); });
   impl_->ioc.run();
   for (auto& thread : threads) thread.join();
+  std::lock_guard lock(impl_->mutex);
+  if (--impl_->running == 0) impl_->idle.notify_all();
 }
 
 void Server::stop() { impl_->stop(); }

@@ -112,26 +112,36 @@ struct ServerOptions {
   std::string address = "127.0.0.1";
   unsigned short port = 8080;                       // 0 picks a free port
   int threads = 2;
-  std::uint64_t max_body_bytes = 20ULL << 30;       // 20 GiB
-  std::size_t max_header_bytes = 16 * 1024;
+  std::uint64_t max_body_bytes = 20ULL << 30;       // 20 GiB: a larger Content-Length is a 413 at once
+  std::size_t max_header_bytes = 16 * 1024;         // a larger request head is a 431
   std::chrono::seconds header_timeout{30};          // the whole request head must arrive within this
-  std::chrono::seconds body_idle_timeout{60};       // no body byte for this long ends the request
+  std::chrono::seconds body_idle_timeout{60};       // no body byte for this long ends the request; also
+                                                    // the longest one response write may take
   std::string cors_allow_origin = "*";              // empty: no CORS headers
 };
 
 /// Binds on construction (throws Error(unavailable) when it cannot), serves from run() until stop().
+///
+/// Every connection runs on its own strand: a handler and the timers it makes on Exchange::executor()
+/// never run concurrently with each other, while different connections run in parallel on the
+/// options.threads threads. The Router is only read once serving.
 class Server {
  public:
   Server(ServerOptions options, Router router);
+  /// Stops, and waits for a run() in another thread to return. Must not be called from a handler.
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
   /// The port actually bound (useful with port 0).
   unsigned short port() const;
-  /// Serves on options.threads threads, returning after stop().
+  /// Serves on options.threads threads (the calling one among them), returning after stop() once every
+  /// connection has ended. Call it once.
   void run();
-  /// Thread-safe; closes the listener and every connection, ending streams.
+  /// Thread-safe, from anywhere (a handler included), any number of times, before or during run():
+  /// closes the listener and every connection, and cancels what their handlers are waiting on (a stream's
+  /// timer too), so long streams end at once: a handler waiting on an operation sees it fail
+  /// (operation_aborted) and unwinds.
   void stop();
 
  private:

@@ -210,7 +210,8 @@ asio::awaitable<void> serve(std::shared_ptr<const fs::path> root, Exchange& exch
     std::vector<char> buffer(kChunk);
     std::uint64_t left = file->size();
     while (left > 0) {
-      const auto n = file->read(std::span(buffer.data(), static_cast<std::size_t>(std::min<std::uint64_t>(left, kChunk))));
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(left, kChunk));
+      const auto n = file->read(std::span(buffer.data(), want));
       // The file shrank while being sent: the declared length can no longer be met, so finish() fails and
       // the connection closes, which is all a client can be told.
       if (n == 0) break;
