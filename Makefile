@@ -5,7 +5,7 @@ BUILD_DIR ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build web run test test-unit test-e2e clean
+.PHONY: all deps services build web run test test-unit test-e2e clean
 
 all: build
 
@@ -21,10 +21,16 @@ build: deps $(BUILD_DIR)/build.ninja
 web:
 	scripts/install-web.sh
 
+# The real servers the integration tests start: Apache Kafka (jars from Maven Central) and SeaweedFS (built
+# from the Go module proxy), both cached under ~/.cache/framepress; instant once cached.
+services:
+	scripts/seaweedfs.sh install
+	if [ -x scripts/kafka.sh ]; then scripts/kafka.sh install; fi
+
 run: build web
 	$(BUILD_DIR)/src/app/framepress serve
 
-test: build web
+test: build web services
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 test-unit: build

@@ -247,9 +247,27 @@ json VideoApi::event_json(const VisibleEvent& visible) const {
   return data;
 }
 
-JobView VideoApi::job_or_404(const http::Exchange& ex) const {
+Principal VideoApi::caller(const http::Exchange& ex, Scope scope) const {
+  std::optional<std::string> token;
+  if (auto header = ex.request().header("Authorization"); header && header->rfind("Bearer ", 0) == 0) {
+    token = header->substr(7);
+  } else if (ex.request().method == "GET" || ex.request().method == "HEAD") {
+    // EventSource and <video src> cannot send headers: reads may carry the token in the query.
+    token = ex.request().query_param("access_token");
+  }
+  Principal who = options_.access.authenticate(token);
+  if (!who.may(scope)) {
+    static constexpr const char* kNames[] = {"upload", "read", "admin"};
+    throw Error(ErrorCode::forbidden,
+                std::string("this token may not do that: it needs the '") + kNames[static_cast<int>(scope)] + "' scope",
+                "forbidden");
+  }
+  return who;
+}
+
+JobView VideoApi::job_or_404(const http::Exchange& ex, const Principal& who) const {
   auto job = book_.get(id_param(ex));
-  if (!job) throw Error(ErrorCode::not_found, "no such video", "not_found");
+  if (!job || !who.owns(job->created.owner)) throw Error(ErrorCode::not_found, "no such video", "not_found");
   return *job;
 }
 
@@ -364,6 +382,7 @@ asio::awaitable<VideoApi::Upload> VideoApi::receive_upload(http::Exchange& ex, b
 
 asio::awaitable<JobView> VideoApi::accept_upload(http::Exchange& ex, Upload& upload) {
   const auto& request = ex.request();
+  const Principal who = caller(ex, Scope::upload);
   auto option = [&](const char* name) -> std::string {
     if (auto q = request.query_param(name)) return *q;
     if (auto f = upload.fields.find(name); f != upload.fields.end()) return f->second;
@@ -385,6 +404,7 @@ asio::awaitable<JobView> VideoApi::accept_upload(http::Exchange& ex, Upload& upl
   created.renditions = renditions;
   created.encoding = preset.encoding;
   created.preset_name = preset.name;
+  created.owner = who.name;
 
   co_await http::offload(blocking_, [&] {
     store_.put_file(source_key, path, source_content_type(source), /*consume=*/true);
@@ -409,7 +429,8 @@ asio::awaitable<JobView> VideoApi::accept_upload(http::Exchange& ex, Upload& upl
 }
 
 asio::awaitable<void> VideoApi::upload(http::Exchange& ex) {
-  // Options are checked before the body is read, so a bad request does not cost a 20 GiB upload.
+  // The caller and the options are checked before the body is read: a refusal costs no upload.
+  caller(ex, Scope::upload);
   check_options_early(ex.request(), options_);
   Upload upload = co_await receive_upload(ex, false);
   JobView job = co_await accept_upload(ex, upload);
@@ -421,6 +442,7 @@ asio::awaitable<void> VideoApi::prototype_upload(http::Exchange& ex) {
   // The prototype's clients read {"error": "<text>"} and {"message", "video"}: its shapes are kept here.
   std::optional<Error> failure;
   try {
+    caller(ex, Scope::upload);
     Upload upload = co_await receive_upload(ex, true);
     JobView job = co_await accept_upload(ex, upload);
     json body{{"message", "File saved as " + job.id.str()}, {"video", job.id.str()}};
@@ -450,7 +472,8 @@ asio::awaitable<void> VideoApi::list(http::Exchange& ex) {
     before = VideoId::parse(*text);
     if (!before) throw Error(ErrorCode::bad_request, "before must be a video id", "bad_request");
   }
-  auto page = book_.list(limit, before);
+  const Principal who = caller(ex, Scope::read);
+  auto page = book_.list(limit, before, [&](const JobView& job) { return who.owns(job.created.owner); });
   json videos = json::array();
   for (const auto& job : page.jobs) videos.push_back(job_json(job));
   json body{{"videos", std::move(videos)},
@@ -460,11 +483,11 @@ asio::awaitable<void> VideoApi::list(http::Exchange& ex) {
 }
 
 asio::awaitable<void> VideoApi::get(http::Exchange& ex) {
-  co_await ex.respond(reply(200, job_json(job_or_404(ex)).dump()));
+  co_await ex.respond(reply(200, job_json(job_or_404(ex, caller(ex, Scope::read))).dump()));
 }
 
 asio::awaitable<void> VideoApi::cancel(http::Exchange& ex) {
-  JobView job = job_or_404(ex);
+  JobView job = job_or_404(ex, caller(ex, Scope::upload));
   if (is_terminal(job.state)) {
     throw Error(ErrorCode::conflict, "the job has already ended (" + std::string(to_string(job.state)) + ")", "ended");
   }
@@ -475,7 +498,7 @@ asio::awaitable<void> VideoApi::cancel(http::Exchange& ex) {
 }
 
 asio::awaitable<void> VideoApi::remove(http::Exchange& ex) {
-  JobView job = job_or_404(ex);
+  JobView job = job_or_404(ex, caller(ex, Scope::upload));
   co_await http::offload(blocking_, [&] {
     if (!is_terminal(job.state)) bus_.publish(Event{job.id, now_ms(), JobCancelled{}});
     store_.remove_prefix(ObjectKey::prefix_of(job.id));
@@ -495,13 +518,13 @@ asio::awaitable<void> VideoApi::presets(http::Exchange& ex) {
 // ---- downloads --------------------------------------------------------------------------------
 
 asio::awaitable<void> VideoApi::source(http::Exchange& ex) {
-  JobView job = job_or_404(ex);
+  JobView job = job_or_404(ex, caller(ex, Scope::read));
   co_await serve_object(ex, job.created.source_key, source_content_type(job.created.source),
                         content_disposition("inline", job.created.filename));
 }
 
 asio::awaitable<void> VideoApi::rendition(http::Exchange& ex) {
-  JobView job = job_or_404(ex);
+  JobView job = job_or_404(ex, caller(ex, Scope::read));
   const auto& name = ex.request().params.at("name");
   const RenditionView* r = job.rendition(name);
   if (r == nullptr) throw Error(ErrorCode::not_found, "this video has no rendition " + name, "not_found");
@@ -570,8 +593,7 @@ asio::awaitable<void> VideoApi::serve_object(http::Exchange& ex, const ObjectKey
 
 asio::awaitable<void> VideoApi::events(http::Exchange& ex) {
   const VideoId id = id_param(ex);
-  auto job = book_.get(id);
-  if (!job) throw Error(ErrorCode::not_found, "no such video", "not_found");
+  std::optional<JobView> job = job_or_404(ex, caller(ex, Scope::read));
 
   EventId cursor = 0;
   auto resume = resume_point(ex);
@@ -618,6 +640,7 @@ asio::awaitable<void> VideoApi::events(http::Exchange& ex) {
 }
 
 asio::awaitable<void> VideoApi::multi_events(http::Exchange& ex) {
+  const Principal who = caller(ex, Scope::read);
   std::vector<VideoId> ids;
   for (const auto& text : split_list(ex.request().query_param("ids").value_or(""))) {
     auto id = VideoId::parse(text);
@@ -658,7 +681,7 @@ asio::awaitable<void> VideoApi::multi_events(http::Exchange& ex) {
   co_await ex.begin(200, http::sse_headers(), std::nullopt);
   for (std::size_t i = 0; i < ids.size(); ++i) {
     auto job = book_.get(ids[i]);
-    if (!job) {
+    if (!job || !who.owns(job->created.owner)) {
       ended[i] = true;
       co_await ex.write(deleted_event(ids[i].str()));
       continue;
@@ -698,7 +721,7 @@ asio::awaitable<void> VideoApi::prototype_status(http::Exchange& ex) {
   // The prototype sent one unnamed event per finished rendition and never closed the stream (its page
   // reports a closed stream as an error), so this one stays open after the end too.
   const VideoId id = id_param(ex);
-  if (!book_.get(id)) throw Error(ErrorCode::not_found, "no such video", "not_found");
+  job_or_404(ex, caller(ex, Scope::read));
   BookWaiter waiter(book_, ex.executor(), {id});
   co_await ex.begin(200, http::sse_headers(), std::nullopt);
   std::vector<std::string> sent;

@@ -12,6 +12,7 @@
 
 #include <boost/asio/thread_pool.hpp>
 
+#include "api/access.h"
 #include "api/presets.h"
 #include "bus/event_bus.h"
 #include "core/job_book.h"
@@ -31,6 +32,7 @@ struct ApiOptions {
   std::chrono::seconds presign_expiry{3600};
   std::string bucket = "framepress";              // the prototype's `bucket` field
   int blocking_threads = 4;                       // threads for store, probe and bus calls
+  AccessControl access;                           // tokens; off by default
 };
 
 /// Thread-safe; lives as long as the server that routes to it.
@@ -70,7 +72,10 @@ class VideoApi {
 
   boost::asio::awaitable<void> serve_object(http::Exchange& ex, const ObjectKey& key, std::string content_type,
                                             std::string disposition);
-  JobView job_or_404(const http::Exchange& ex) const;
+  /// The caller, who must hold `scope`. Throws Error(unauthorized/forbidden).
+  Principal caller(const http::Exchange& ex, Scope scope) const;
+  /// The job of the route's {id}, if the caller may see it; others' jobs are as absent as unknown ones.
+  JobView job_or_404(const http::Exchange& ex, const Principal& who) const;
   nlohmann::json job_json(const JobView& job) const;
   nlohmann::json event_json(const VisibleEvent& event) const;
 

@@ -119,7 +119,8 @@ const std::vector<OptionSpec>& specs() {
                        [](Config& c, const std::string& v) {
                          if (v.rfind("file://", 0) != 0 && v.rfind("s3://", 0) != 0) invalid("file:///path or s3://bucket");
                          c.storage = v;
-                       }));
+                       },
+                       {"MINIO_BUCKET"}));
     t.push_back(option("http_threads", kHttp, "2", "threads serving HTTP",
                        [](Config& c, const std::string& v) { c.http_threads = to_int(v, 1, 64); }));
     t.push_back(option("max_upload_bytes", kHttp, "20GiB", "largest upload accepted (larger: 413)",
@@ -133,6 +134,11 @@ const std::vector<OptionSpec>& specs() {
                        [](Config& c, const std::string& v) { c.header_timeout = to_duration(v); }));
     t.push_back(option("body_idle_timeout", kHttp, "60s", "longest pause in an upload's body before it is dropped",
                        [](Config& c, const std::string& v) { c.body_idle_timeout = to_duration(v); }));
+    t.push_back(option("tokens_file", kHttp, "(none: tokens off)",
+                       "TOML file of [[token]] entries (name, sha256, scopes); `framepress token` makes them",
+                       [](Config& c, const std::string& v) { c.tokens_file = v; }));
+    t.push_back(option("presign_expiry", kHttp, "1h", "lifetime of presigned download URLs (S3 storage)",
+                       [](Config& c, const std::string& v) { c.presign_expiry = to_duration(v); }));
     t.push_back(option("workers", kWork, "one per core", "encodes run in parallel",
                        [](Config& c, const std::string& v) { c.workers = to_int(v, 1, 256); },
                        {"MAX_WORKERS"}));
@@ -227,9 +233,19 @@ void flatten(const toml::table& table, const std::string& prefix, std::map<std::
   }
 }
 
-/// The prototype's KAFKA_SERVER is a bare host:port list; ours is a URL.
-std::string legacy_value(const std::string& env_name, const std::string& value) {
+/// The prototype's variables in our form: KAFKA_SERVER is a bare host:port list, and its MinIO was a
+/// bucket plus a host:port endpoint; ours are URLs.
+std::string legacy_value(const std::string& env_name, const std::string& value,
+                         const std::map<std::string, std::string>& environment) {
   if (env_name == "KAFKA_SERVER") return "kafka://" + value;
+  if (env_name == "MINIO_BUCKET") {
+    std::string url = "s3://" + value;
+    if (auto endpoint = environment.find("MINIO_ENDPOINT_URL"); endpoint != environment.end()) {
+      bool has_scheme = endpoint->second.find("://") != std::string::npos;
+      url += "?endpoint=" + std::string(has_scheme ? "" : "http://") + endpoint->second;
+    }
+    return url;
+  }
   return value;
 }
 
@@ -292,7 +308,7 @@ Config resolve(const ConfigSources& sources, unsigned scope) {
         }
       }
       if (legacy) {
-        value = legacy_value(legacy_name, *legacy);
+        value = legacy_value(legacy_name, *legacy, sources.environment);
         origin = "environment variable " + legacy_name;
       } else if (auto f = from_file.find(spec.info.key); f != from_file.end()) {
         value = f->second;

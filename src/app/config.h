@@ -39,6 +39,8 @@ struct Config {
   std::filesystem::path web_root;           // the built web page; empty: found next to the binary
   std::chrono::seconds header_timeout{30};
   std::chrono::seconds body_idle_timeout{60};
+  std::filesystem::path tokens_file;        // bearer tokens (hashed); empty: tokens off
+  std::chrono::seconds presign_expiry{3600};
 
   // Work
   int workers = 0;                          // parallel encodes; 0: one per core

@@ -13,6 +13,7 @@
 
 #include "app/config.h"
 #include "app/logging.h"
+#include "api/access.h"
 #include "app/serve.h"
 #include "cli/client.h"
 #include "core/error.h"
@@ -104,6 +105,12 @@ int main(int argc, char** argv) {
   add_config_flag(*status);
   add_config_options(*status, app::kClient, flags);
 
+  std::string token_name;
+  std::string token_scopes = "upload,read";
+  auto* token = cli.add_subcommand("token", "make a bearer token and the line of the tokens file that admits it");
+  token->add_option("--name", token_name, "who the token is for (owns what it uploads)")->required();
+  token->add_option("--scopes", token_scopes, "upload, read and/or admin, comma-separated")->capture_default_str();
+
   auto* version = cli.add_subcommand("version", "print the version");
 
   try {
@@ -115,6 +122,21 @@ int main(int argc, char** argv) {
   try {
     if (version->parsed()) {
       std::cout << "framepress " << FRAMEPRESS_VERSION << "\n";
+      return 0;
+    }
+    if (token->parsed()) {
+      std::string scopes;
+      std::stringstream list(token_scopes);
+      for (std::string item; std::getline(list, item, ',');) {
+        if (!api::parse_scope(item)) throw Error(ErrorCode::bad_request, "unknown scope '" + item + "': upload, read or admin");
+        scopes += (scopes.empty() ? "\"" : ", \"") + item + "\"";
+      }
+      const std::string secret = api::generate_token();
+      std::cerr << "The token (shown once; only its hash is kept):\n";
+      std::cout << secret << "\n";
+      std::cerr << "Add this to the tokens file (--tokens-file):\n";
+      std::cout << "\n[[token]]\nname = \"" << token_name << "\"\nsha256 = \"" << api::sha256_hex(secret)
+                << "\"\nscopes = [" << scopes << "]\n";
       return 0;
     }
     if (serve->parsed()) {

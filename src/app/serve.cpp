@@ -15,6 +15,8 @@
 #include "http/static_files.h"
 #include "media/ffmpeg_transcoder.h"
 #include "store/fs/fs_object_store.h"
+#include "store/s3/s3_object_store.h"
+#include "store/s3/s3_options.h"
 #include "worker/worker_pool.h"
 
 namespace framepress::app {
@@ -22,8 +24,9 @@ namespace {
 
 std::unique_ptr<ObjectStore> open_store(const std::string& url) {
   if (url.rfind("file://", 0) == 0) return std::make_unique<FsObjectStore>(url.substr(7));
-  throw Error(ErrorCode::unavailable, "storage '" + url.substr(0, url.find('?')) +
-                                          "' is not available in this build: use file:///path", "bad_config");
+  // Credentials come from FRAMEPRESS_S3_ACCESS_KEY / _SECRET_KEY, their *_FILE forms (Docker and
+  // Kubernetes secrets) or the prototype's MINIO_* names; never from the URL, which is logged.
+  return std::make_unique<S3ObjectStore>(parse_s3_url(url), credentials_from_environment(process_environment()));
 }
 
 std::unique_ptr<EventBus> open_bus(const std::string& url, const std::filesystem::path& data_dir) {
@@ -84,6 +87,7 @@ int run_serve(const Config& config) {
   media_options.memory_limit_bytes = config.encoder_memory_limit;
   FfmpegTranscoder transcoder(media_options);
 
+  auto [host, port] = split_listen(config.listen);
   JobBook book;
   api::ApiOptions api_options;
   api_options.scratch_dir = data_dir / "scratch";
@@ -91,6 +95,14 @@ int run_serve(const Config& config) {
   api_options.presets = api::quality_presets(config.encoding);
   api_options.max_upload_bytes = config.max_upload_bytes;
   api_options.limits = config.limits;
+  api_options.presign_expiry = config.presign_expiry;
+  if (!config.tokens_file.empty()) {
+    api_options.access = api::AccessControl::from_file(config.tokens_file);
+    spdlog::info("bearer tokens required (from {})", config.tokens_file.string());
+  } else if (host != "127.0.0.1" && host != "localhost" && host != "::1") {
+    spdlog::warn("listening on {} without tokens: anyone who reaches it may upload and delete (see --tokens-file)",
+                 host);
+  }
   api::VideoApi video_api(*bus, *store, transcoder, book, api_options);
 
   http::Router router;
@@ -102,7 +114,6 @@ int run_serve(const Config& config) {
     spdlog::warn("no web page found (build it with `make web`, or set --web-root): serving the API only");
   }
 
-  auto [host, port] = split_listen(config.listen);
   http::ServerOptions server_options;
   server_options.address = host;
   server_options.port = port;

@@ -246,17 +246,24 @@ std::optional<JobView> JobBook::get(const VideoId& id) const {
   return it->second.view;
 }
 
-JobBook::Page JobBook::list(std::size_t limit, const std::optional<VideoId>& before) const {
+JobBook::Page JobBook::list(std::size_t limit, const std::optional<VideoId>& before,
+                            const std::function<bool(const JobView&)>& visible) const {
   std::lock_guard lock(mutex_);
   Page page;
-  page.total = jobs_.size();
+  for (const auto& [id, entry] : jobs_) page.total += !visible || visible(entry.view);
   auto it = before ? jobs_.lower_bound(*before) : jobs_.end();
   // ULIDs sort by creation time, so walking the map backwards is newest first.
-  while (it != jobs_.begin() && page.jobs.size() < limit) {
+  bool more = false;
+  while (it != jobs_.begin()) {
     --it;
+    if (visible && !visible(it->second.view)) continue;
+    if (page.jobs.size() == limit) {
+      more = true;
+      break;
+    }
     page.jobs.push_back(it->second.view);
   }
-  if (it != jobs_.begin() && !page.jobs.empty()) page.next_before = page.jobs.back().id;
+  if (more) page.next_before = page.jobs.back().id;
   return page;
 }
 

@@ -86,8 +86,10 @@ class JobBook {
     std::optional<VideoId> next_before;  // pass as `before` for the next page; empty on the last one
     std::size_t total = 0;
   };
-  /// Newest first; `before` continues a previous page.
-  Page list(std::size_t limit, const std::optional<VideoId>& before = std::nullopt) const;
+  /// Newest first; `before` continues a previous page; `visible` (when given) leaves out the jobs it
+  /// refuses, as if they did not exist (another token's jobs).
+  Page list(std::size_t limit, const std::optional<VideoId>& before = std::nullopt,
+            const std::function<bool(const JobView&)>& visible = {}) const;
 
   /// What a client that has seen everything up to `after` missed: every state change after it exactly,
   /// and only the latest progress of each rendition. Sorted by id. Empty for an unknown job.

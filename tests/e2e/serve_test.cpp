@@ -23,7 +23,9 @@ class ServeTest : public ::testing::Test {
     server = std::make_unique<FramepressProcess>(data->path(), fast_encoding_args());
   }
   static void TearDownTestSuite() {
-    if (server) EXPECT_EQ(server->stop(), 0) << server->log();
+    if (server) {
+      EXPECT_EQ(server->stop(), 0) << server->log();
+    }
     server.reset();
     data.reset();
     media.reset();
@@ -292,7 +294,9 @@ TEST_F(ServeTest, BadUploadsAreRefusedWithAReasonAndLeaveNothingBehind) {
     EXPECT_EQ(response.status, 422) << response.body;
     auto body = nlohmann::json::parse(response.body, nullptr, false);
     ASSERT_TRUE(body.is_object()) << response.body;
-    if (!c.reason.empty()) EXPECT_EQ(body["error"]["code"], c.reason) << response.body;
+    if (!c.reason.empty()) {
+      EXPECT_EQ(body["error"]["code"], c.reason) << response.body;
+    }
     EXPECT_FALSE(body["error"]["message"].get<std::string>().empty());
   }
   expect_error(upload_form(url() + "/api/videos", {FormPart{.name = "other", .value = "x"}}), 400, "no_file");
@@ -475,6 +479,77 @@ TEST(ServeAlone, KillNineMidEncodeThenRestartCompletesEveryJobOnce) {
                                                  "source"}));
   }
   EXPECT_EQ(server->stop(), 0);
+}
+
+}  // namespace framepress::e2e
+
+namespace framepress::e2e {
+
+TEST(ServeWithTokens, TokensGateUploadsAndEachTokenSeesItsOwnJobs) {
+  TempDir media;
+  TempDir data;
+  // Tokens as `framepress token` makes them: the file holds hashes only.
+  struct Made {
+    std::string secret;
+    std::string entry;
+  };
+  auto make = [&](const std::string& name, const std::string& scopes) {
+    int code = -1;
+    auto out = testing::run_command({framepress_binary().string(), "token", "--name", name, "--scopes", scopes}, &code);
+    EXPECT_EQ(code, 0);
+    return Made{out.substr(0, out.find('\n')), out.substr(out.find('\n') + 1)};
+  };
+  Made alice = make("alice", "upload,read");
+  Made bob = make("bob", "upload,read");
+  Made viewer = make("viewer", "read");
+  Made admin = make("root", "admin");
+  auto tokens_file = data.path() / "tokens.toml";
+  std::ofstream(tokens_file) << alice.entry << bob.entry << viewer.entry << admin.entry;
+  {
+    std::ifstream in(tokens_file);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_EQ(text.find(alice.secret), std::string::npos) << "the file must not hold the token itself";
+  }
+  FramepressProcess server(data.path() / "server", {"--tokens-file", tokens_file.string(), "--encoder-preset", "ultrafast"});
+  auto clip = testing::make_clip(media.path(), "owned", {.width = 320, .height = 180, .seconds = 1});
+  auto bearer = [](const Made& m) { return "Authorization: Bearer " + m.secret; };
+
+  auto anonymous = upload_file(server.url() + "/api/videos", clip);
+  EXPECT_EQ(anonymous.status, 401);
+  EXPECT_EQ(http_get(server.url() + "/api/videos").status, 401);
+  EXPECT_EQ(http_get(server.url() + "/api/videos", {"Authorization: Bearer fp_wrong"}).status, 401);
+  EXPECT_EQ(http_get(server.url() + "/healthz").status, 200);
+
+  auto read_only = http_request("POST", server.url() + "/api/videos", "x", {bearer(viewer), "Content-Type: video/mp4"});
+  EXPECT_EQ(read_only.status, 403) << read_only.body;
+
+  int code = -1;
+  auto submitted = testing::run_command({framepress_binary().string(), "submit", clip.string(), "--server", server.url(),
+                                         "--renditions", "144p", "--token", alice.secret},
+                                        &code);
+  ASSERT_EQ(code, 0) << submitted;
+  auto alices = http_get(server.url() + "/api/videos", {bearer(alice)}).json();
+  ASSERT_EQ(alices["videos"].size(), 1u);
+  const std::string id = alices["videos"][0]["id"];
+
+  // Bob neither sees nor touches Alice's job; the admin does.
+  EXPECT_EQ(http_get(server.url() + "/api/videos", {bearer(bob)}).json()["videos"].size(), 0u);
+  EXPECT_EQ(http_get(server.url() + "/api/videos/" + id, {bearer(bob)}).status, 404);
+  EXPECT_EQ(http_request("DELETE", server.url() + "/api/videos/" + id, "", {bearer(bob)}).status, 404);
+  EXPECT_EQ(http_get(server.url() + "/api/videos/" + id, {bearer(admin)}).status, 200);
+  EXPECT_EQ(http_get(server.url() + "/api/videos/" + id, {bearer(viewer)}).status, 404);
+
+  // EventSource and <video> cannot send headers: reads take the token in the query.
+  auto download = http_get(server.url() + "/api/videos/" + id + "/renditions/144p?access_token=" + alice.secret);
+  EXPECT_EQ(download.status, 200);
+  auto events = read_sse(server.url() + "/api/videos/" + id + "/events?access_token=" + alice.secret, {},
+                         [](auto&) { return false; }, std::chrono::seconds(30));
+  EXPECT_EQ(events.status, 200);
+  ASSERT_FALSE(events.events.empty());
+  EXPECT_EQ(events.events.front().event, "snapshot");
+  EXPECT_EQ(http_request("DELETE", server.url() + "/api/videos/" + id + "?access_token=" + alice.secret).status, 401);
+  EXPECT_EQ(http_request("DELETE", server.url() + "/api/videos/" + id, "", {bearer(alice)}).status, 204);
+  EXPECT_EQ(server.stop(), 0);
 }
 
 }  // namespace framepress::e2e
