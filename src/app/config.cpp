@@ -48,6 +48,9 @@ std::uint64_t to_size(const std::string& text) {
   return *value;
 }
 
+// A limit on how many of something: 0 means none.
+std::size_t to_count(const std::string& text) { return static_cast<std::size_t>(to_int(text, 0, 10000000)); }
+
 std::chrono::seconds to_duration(const std::string& text) {
   auto value = parse_duration(text);
   if (!value) invalid("a duration such as 90s, 15m or 6h");
@@ -134,12 +137,33 @@ const std::vector<OptionSpec>& specs() {
                        [](Config& c, const std::string& v) { c.header_timeout = to_duration(v); }));
     t.push_back(option("body_idle_timeout", kHttp, "60s", "longest pause in an upload's body before it is dropped",
                        [](Config& c, const std::string& v) { c.body_idle_timeout = to_duration(v); }));
+    t.push_back(option("max_header_bytes", kHttp, "16KiB", "largest request head (larger: 431)",
+                       [](Config& c, const std::string& v) {
+                         const auto bytes = to_size(v);
+                         if (bytes < 1024 || bytes > (1u << 20)) invalid("a size from 1KiB to 1MiB");
+                         c.max_header_bytes = static_cast<std::size_t>(bytes);
+                       }));
+    t.push_back(option("max_uploads_per_ip", kHttp, "8",
+                       "uploads (requests with a body) in flight from one address, IPv6 /64 (more: 429); 0: no limit",
+                       [](Config& c, const std::string& v) { c.max_uploads_per_ip = to_count(v); }));
+    t.push_back(option("max_uploads", kHttp, "64", "uploads in flight from everyone (more: 503); 0: no limit",
+                       [](Config& c, const std::string& v) { c.max_uploads = to_count(v); }));
+    t.push_back(option("max_streams_per_ip", kHttp, "32",
+                       "event streams (SSE) open to one address, IPv6 /64 (more: 429); 0: no limit",
+                       [](Config& c, const std::string& v) { c.max_streams_per_ip = to_count(v); }));
+    t.push_back(option("max_streams", kHttp, "10000", "event streams open to everyone (more: 503); 0: no limit",
+                       [](Config& c, const std::string& v) { c.max_streams = to_count(v); }));
+    t.push_back(option("max_connections", kHttp, "20000",
+                       "open HTTP connections (more: 503), kept below the descriptor limit; 0: that limit only",
+                       [](Config& c, const std::string& v) { c.max_connections = to_count(v); }));
+    t.push_back(option("retry_after", kHttp, "5s", "the Retry-After sent with a 429 or 503 for a limit",
+                       [](Config& c, const std::string& v) { c.retry_after = to_duration(v); }));
     t.push_back(option("tokens_file", kHttp, "(none: tokens off)",
                        "TOML file of [[token]] entries (name, sha256, scopes); `framepress token` makes them",
                        [](Config& c, const std::string& v) { c.tokens_file = v; }));
     t.push_back(option("presign_expiry", kHttp, "1h", "lifetime of presigned download URLs (S3 storage)",
                        [](Config& c, const std::string& v) { c.presign_expiry = to_duration(v); }));
-    t.push_back(option("workers", kWork, "one per core", "encodes run in parallel",
+    t.push_back(option("workers", kServe, "one per core", "encodes run in parallel",
                        [](Config& c, const std::string& v) { c.workers = to_int(v, 1, 256); },
                        {"MAX_WORKERS"}));
     t.push_back(option("classes", kWorker, "all", "worker classes this worker serves, e.g. hd,uhd",
@@ -181,6 +205,34 @@ const std::vector<OptionSpec>& specs() {
                        [](Config& c, const std::string& v) { c.task_timeout = to_duration(v); }));
     t.push_back(option("limits.encoder_memory", kWork, "0 (none)", "address-space limit of each encoder process",
                        [](Config& c, const std::string& v) { c.encoder_memory_limit = to_size(v); }));
+    t.push_back(option("concurrency", kWorker, "one per core", "encodes this worker runs in parallel (as --workers)",
+                       [](Config& c, const std::string& v) { c.workers = to_int(v, 1, 256); }));
+    t.push_back(option("kafka.events_topic", kServers, "video.events", "topic of every job event (key: video id)",
+                       [](Config& c, const std::string& v) { c.kafka_events_topic = v; }));
+    t.push_back(option("kafka.tasks_topic_prefix", kServers, "video.tasks.", "tasks topic of a class: this + class",
+                       [](Config& c, const std::string& v) { c.kafka_tasks_topic_prefix = v; }));
+    t.push_back(option("kafka.upload_topic", kServers, "video.upload", "the prototype's upload topic",
+                       [](Config& c, const std::string& v) { c.kafka_upload_topic = v; }, {"KAFKA_UPLOAD_TOPIC"}));
+    t.push_back(option("kafka.compress_topic", kServers, "video.compress", "the prototype's finished-rendition topic",
+                       [](Config& c, const std::string& v) { c.kafka_compress_topic = v; }, {"KAFKA_COMPRESS_TOPIC"}));
+    t.push_back(option("kafka.partitions", kServers, "12", "partitions of the topics framepress creates",
+                       [](Config& c, const std::string& v) { c.kafka_partitions = to_int(v, 1, 10000); }));
+    t.push_back(option("kafka.replication", kServers, "1", "replication factor of the topics framepress creates",
+                       [](Config& c, const std::string& v) { c.kafka_replication = to_int(v, 1, 16); }));
+    t.push_back(option("kafka.session_timeout", kServers, "45s", "how soon a silent worker's tasks move elsewhere",
+                       [](Config& c, const std::string& v) {
+                         c.kafka_session_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(to_duration(v));
+                       }));
+    t.push_back(option("kafka.properties", kServers, "(none)",
+                       "librdkafka properties, e.g. security.protocol=SASL_SSL,sasl.mechanism=PLAIN,sasl.username=u "
+                       "(the password: FRAMEPRESS_KAFKA_SASL_PASSWORD or _FILE)",
+                       [](Config& c, const std::string& v) {
+                         for (const auto& item : to_list(v)) {
+                           auto eq = item.find('=');
+                           if (eq == std::string::npos || eq == 0) invalid("key=value pairs separated by commas");
+                           c.kafka_properties[item.substr(0, eq)] = item.substr(eq + 1);
+                         }
+                       }));
     t.push_back(option("log.level", kServers | kClient, "info", "trace, debug, info, warn or error",
                        [](Config& c, const std::string& v) {
                          c.log_level = one_of(v, {"trace", "debug", "info", "warn", "error"});

@@ -39,6 +39,14 @@ struct Config {
   std::filesystem::path web_root;           // the built web page; empty: found next to the binary
   std::chrono::seconds header_timeout{30};
   std::chrono::seconds body_idle_timeout{60};
+  std::size_t max_header_bytes = 16 * 1024;
+  // Admission limits of the HTTP server (http::ServerOptions); 0: none.
+  std::size_t max_uploads_per_ip = 8;
+  std::size_t max_uploads = 64;
+  std::size_t max_streams_per_ip = 32;
+  std::size_t max_streams = 10000;
+  std::size_t max_connections = 20000;
+  std::chrono::seconds retry_after{5};
   std::filesystem::path tokens_file;        // bearer tokens (hashed); empty: tokens off
   std::chrono::seconds presign_expiry{3600};
 
@@ -52,6 +60,16 @@ struct Config {
   MediaLimits limits;
   std::chrono::seconds task_timeout{6 * 3600};
   std::uint64_t encoder_memory_limit = 0;   // bytes of address space per encoder child; 0: none
+
+  // Kafka (the distributed bus)
+  std::string kafka_events_topic = "video.events";
+  std::string kafka_tasks_topic_prefix = "video.tasks.";
+  std::string kafka_upload_topic = "video.upload";
+  std::string kafka_compress_topic = "video.compress";
+  int kafka_partitions = 12;
+  int kafka_replication = 1;
+  std::chrono::milliseconds kafka_session_timeout{45000};
+  std::map<std::string, std::string> kafka_properties;   // librdkafka properties: security.protocol, sasl.*
 
   // Logs
   std::string log_level = "info";

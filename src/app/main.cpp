@@ -83,6 +83,13 @@ int main(int argc, char** argv) {
   add_config_flag(*serve);
   add_config_options(*serve, app::kServe, flags);
 
+  auto* api_command = cli.add_subcommand("api", "run the HTTP API (and the web page) over Kafka and shared storage");
+  add_config_flag(*api_command);
+  add_config_options(*api_command, app::kApi, flags);
+  auto* worker_command = cli.add_subcommand("worker", "run a pool of workers for some resolution classes over Kafka");
+  add_config_flag(*worker_command);
+  add_config_options(*worker_command, app::kWorker, flags);
+
   std::string file;
   std::string renditions;
   std::string preset;
@@ -139,10 +146,13 @@ int main(int argc, char** argv) {
                 << "\"\nscopes = [" << scopes << "]\n";
       return 0;
     }
-    if (serve->parsed()) {
-      auto config = load_config(config_flag, flags, app::kServe);
+    if (serve->parsed() || api_command->parsed() || worker_command->parsed()) {
+      const unsigned scope = serve->parsed() ? app::kServe : api_command->parsed() ? app::kApi : app::kWorker;
+      auto config = load_config(config_flag, flags, scope);
       app::setup_logging(config.log_level, config.log_format);
-      return app::run_serve(config);
+      if (serve->parsed()) return app::run_serve(config);
+      if (api_command->parsed()) return app::run_api(config);
+      return app::run_worker(config);
     }
     auto config = load_config(config_flag, flags, app::kClient);
     if (submit->parsed()) {

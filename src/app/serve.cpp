@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <future>
 #include <thread>
 
@@ -10,6 +11,7 @@
 
 #include "api/video_api.h"
 #include "bus/embedded/sqlite_event_bus.h"
+#include "bus/kafka/kafka_event_bus.h"
 #include "core/error.h"
 #include "http/server.h"
 #include "http/static_files.h"
@@ -29,9 +31,33 @@ std::unique_ptr<ObjectStore> open_store(const std::string& url) {
   return std::make_unique<S3ObjectStore>(parse_s3_url(url), credentials_from_environment(process_environment()));
 }
 
-std::unique_ptr<EventBus> open_bus(const std::string& url, const std::filesystem::path& data_dir) {
-  if (url == "embedded") return std::make_unique<SqliteEventBus>(data_dir / "framepress.db");
-  throw Error(ErrorCode::unavailable, "bus '" + url + "' is not available in this build: use embedded", "bad_config");
+std::unique_ptr<EventBus> open_bus(const Config& config, const std::filesystem::path& data_dir) {
+  if (config.bus == "embedded") return std::make_unique<SqliteEventBus>(data_dir / "framepress.db");
+  KafkaOptions options;
+  options.bootstrap_servers = config.bus.substr(std::string_view("kafka://").size());
+  options.client_properties = config.kafka_properties;
+  // The SASL password is a secret: from the environment or a file (Docker/Kubernetes secrets), never a flag.
+  auto environment = process_environment();
+  if (auto file = environment.find("FRAMEPRESS_KAFKA_SASL_PASSWORD_FILE"); file != environment.end()) {
+    std::ifstream in(file->second);
+    if (!in) throw Error(ErrorCode::bad_request, "cannot read FRAMEPRESS_KAFKA_SASL_PASSWORD_FILE", "bad_config");
+    std::string password;
+    std::getline(in, password);
+    options.client_properties["sasl.password"] = password;
+  } else if (auto value = environment.find("FRAMEPRESS_KAFKA_SASL_PASSWORD"); value != environment.end()) {
+    options.client_properties["sasl.password"] = value->second;
+  }
+  options.events_topic = config.kafka_events_topic;
+  options.tasks_topic_prefix = config.kafka_tasks_topic_prefix;
+  options.upload_topic = config.kafka_upload_topic;
+  options.compress_topic = config.kafka_compress_topic;
+  options.partitions = config.kafka_partitions;
+  options.replication_factor = config.kafka_replication;
+  options.session_timeout = config.kafka_session_timeout;
+  options.worker_classes.clear();
+  for (const auto& c : config.ladder.classes) options.worker_classes.push_back(c.name);
+  if (config.storage.rfind("s3://", 0) == 0) options.bucket = parse_s3_url(config.storage).bucket;
+  return std::make_unique<KafkaEventBus>(std::move(options));
 }
 
 std::pair<std::string, unsigned short> split_listen(const std::string& listen) {
@@ -69,94 +95,151 @@ sigset_t block_shutdown_signals() {
   return signals;
 }
 
-int run_serve(const Config& config) {
-  // Threads inherit the mask: main() blocked these before any thread was started.
-  sigset_t signals = block_shutdown_signals();
+namespace {
 
-  const auto data_dir = std::filesystem::absolute(config.effective_data_dir());
-  std::filesystem::create_directories(data_dir);
-  spdlog::info("framepress {} starting: data {}, bus {}, storage {}, configuration file {}", FRAMEPRESS_VERSION,
-               data_dir.string(), config.bus, config.effective_storage(), config.config_file_used);
+enum class Role { serve, api, worker };
 
-  auto store = open_store(config.effective_storage());
-  auto bus = open_bus(config.bus, data_dir);
+std::string_view role_name(Role role) {
+  return role == Role::serve ? "serve" : role == Role::api ? "api" : "worker";
+}
 
-  FfmpegOptions media_options;
-  media_options.limits = config.limits;
-  media_options.task_timeout = config.task_timeout;
-  media_options.memory_limit_bytes = config.encoder_memory_limit;
-  FfmpegTranscoder transcoder(media_options);
+FfmpegOptions media_options(const Config& config) {
+  FfmpegOptions options;
+  options.limits = config.limits;
+  options.task_timeout = config.task_timeout;
+  options.memory_limit_bytes = config.encoder_memory_limit;
+  return options;
+}
 
-  auto [host, port] = split_listen(config.listen);
-  JobBook book;
-  api::ApiOptions api_options;
-  api_options.scratch_dir = data_dir / "scratch";
-  api_options.ladder = config.ladder;
-  api_options.presets = api::quality_presets(config.encoding);
-  api_options.max_upload_bytes = config.max_upload_bytes;
-  api_options.limits = config.limits;
-  api_options.presign_expiry = config.presign_expiry;
+http::ServerOptions server_options(const Config& config, const std::string& host, unsigned short port) {
+  http::ServerOptions options;
+  options.address = host;
+  options.port = port;
+  options.threads = config.http_threads;
+  options.max_body_bytes = config.max_upload_bytes;
+  options.header_timeout = config.header_timeout;
+  options.body_idle_timeout = config.body_idle_timeout;
+  options.max_header_bytes = config.max_header_bytes;
+  options.max_uploads_per_ip = config.max_uploads_per_ip;
+  options.max_uploads = config.max_uploads;
+  options.max_streams_per_ip = config.max_streams_per_ip;
+  options.max_streams = config.max_streams;
+  options.max_connections = config.max_connections;
+  options.retry_after = config.retry_after;
+  options.cors_allow_origin = config.cors_origin;
+  return options;
+}
+
+api::ApiOptions api_options(const Config& config, const std::filesystem::path& data_dir, const std::string& host) {
+  api::ApiOptions options;
+  options.scratch_dir = data_dir / "scratch";
+  options.ladder = config.ladder;
+  options.presets = api::quality_presets(config.encoding);
+  options.max_upload_bytes = config.max_upload_bytes;
+  options.limits = config.limits;
+  options.presign_expiry = config.presign_expiry;
+  if (config.storage.rfind("s3://", 0) == 0) options.bucket = parse_s3_url(config.storage).bucket;
   if (!config.tokens_file.empty()) {
-    api_options.access = api::AccessControl::from_file(config.tokens_file);
+    options.access = api::AccessControl::from_file(config.tokens_file);
     spdlog::info("bearer tokens required (from {})", config.tokens_file.string());
   } else if (host != "127.0.0.1" && host != "localhost" && host != "::1") {
     spdlog::warn("listening on {} without tokens: anyone who reaches it may upload and delete (see --tokens-file)",
                  host);
   }
-  api::VideoApi video_api(*bus, *store, transcoder, book, api_options);
+  return options;
+}
 
-  http::Router router;
-  video_api.add_routes(router);
-  if (auto web = find_web_root(config)) {
-    router.set_fallback(http::static_files(*web));
-    spdlog::info("serving the web page from {}", web->string());
-  } else {
-    spdlog::warn("no web page found (build it with `make web`, or set --web-root): serving the API only");
+worker::WorkerOptions worker_options(const Config& config, const std::filesystem::path& data_dir, Role role) {
+  worker::WorkerOptions options;
+  options.concurrency = config.effective_workers();
+  options.classes = config.classes;
+  options.max_retries = config.max_retries;
+  options.max_group = config.group_renditions;
+  options.scratch_dir = data_dir / "scratch";
+  char host[256] = "host";
+  ::gethostname(host, sizeof host - 1);
+  options.name = role == Role::serve ? "embedded" : std::string(host) + "/" + std::to_string(::getpid());
+  return options;
+}
+
+/// Builds the parts a role needs, runs until SIGINT/SIGTERM, then stops them in order: the HTTP server
+/// first (no new work), then the workers (running encodes are killed and their tasks handed back), then
+/// the bus subscription.
+int run_role(const Config& config, Role role) {
+  sigset_t signals = block_shutdown_signals();
+  const auto data_dir = std::filesystem::absolute(config.effective_data_dir());
+  std::filesystem::create_directories(data_dir);
+  spdlog::info("framepress {} {} starting: data {}, bus {}, storage {}, configuration file {}", FRAMEPRESS_VERSION,
+               role_name(role), data_dir.string(), config.bus, config.effective_storage(), config.config_file_used);
+  if (role != Role::serve && config.bus == "embedded") {
+    throw Error(ErrorCode::bad_request,
+                std::string("`framepress ") + std::string(role_name(role)) +
+                    "` shares its work with other processes: give it --bus kafka://host:9092 (or run `framepress serve`)",
+                "bad_config");
+  }
+  if (role != Role::serve && config.effective_storage().rfind("file://", 0) == 0) {
+    spdlog::warn("storage {} is a local directory: the api and the workers must all see it (a shared volume), "
+                 "or use s3://", config.effective_storage());
   }
 
-  http::ServerOptions server_options;
-  server_options.address = host;
-  server_options.port = port;
-  server_options.threads = config.http_threads;
-  server_options.max_body_bytes = config.max_upload_bytes;
-  server_options.header_timeout = config.header_timeout;
-  server_options.body_idle_timeout = config.body_idle_timeout;
-  server_options.cors_allow_origin = config.cors_origin;
-  http::Server server(server_options, std::move(router));
+  auto store = open_store(config.effective_storage());
+  auto bus = open_bus(config, data_dir);
+  FfmpegTranscoder transcoder(media_options(config));
+  JobBook book;
 
-  worker::WorkerOptions worker_options;
-  worker_options.concurrency = config.effective_workers();
-  worker_options.max_retries = config.max_retries;
-  worker_options.max_group = config.group_renditions;
-  worker_options.scratch_dir = data_dir / "scratch";
-  worker_options.name = "embedded";
-  worker::WorkerPool workers(*bus, *store, transcoder, book, worker_options);
+  std::unique_ptr<api::VideoApi> video_api;
+  std::unique_ptr<http::Server> server;
+  std::string host;
+  if (role != Role::worker) {
+    auto [listen_host, port] = split_listen(config.listen);
+    host = listen_host;
+    video_api = std::make_unique<api::VideoApi>(*bus, *store, transcoder, book, api_options(config, data_dir, host));
+    http::Router router;
+    video_api->add_routes(router);
+    if (auto web = find_web_root(config)) {
+      router.set_fallback(http::static_files(*web));
+      spdlog::info("serving the web page from {}", web->string());
+    } else {
+      spdlog::warn("no web page found (build it with `make web`, or set --web-root): serving the API only");
+    }
+    server = std::make_unique<http::Server>(server_options(config, host, port), std::move(router));
+  }
+  std::unique_ptr<worker::WorkerPool> workers;
+  if (role != Role::api) {
+    workers = std::make_unique<worker::WorkerPool>(*bus, *store, transcoder, book, worker_options(config, data_dir, role));
+  }
 
+  // Every role folds the event log into its book: the API answers from it, the workers see cancellations.
   std::promise<void> caught_up;
   auto replayed = caught_up.get_future();
   auto subscription = bus->subscribe([&](LogPosition position, const Event& event) { book.apply(position, event); },
                                      [&] { caught_up.set_value(); });
 
-  std::jthread serving([&] { server.run(); });
-  spdlog::info("listening on http://{}:{}", host, server.port());
+  std::jthread serving;
+  if (server) {
+    serving = std::jthread([&] { server->run(); });
+    spdlog::info("listening on http://{}:{}", host, server->port());
+  }
   replayed.wait();
   spdlog::info("event log replayed: {} job(s)", book.size());
-  video_api.set_ready();
-  workers.start();
+  if (video_api) video_api->set_ready();
+  if (workers) workers->start();
 
-  std::jthread signal_waiter([&] {
-    int received = 0;
-    sigwait(&signals, &received);
-    spdlog::info("received {}, shutting down", received == SIGINT ? "SIGINT" : "SIGTERM");
-    server.stop();
-  });
-  serving.join();
-  workers.stop();
+  int received = 0;
+  sigwait(&signals, &received);
+  spdlog::info("received {}, shutting down", received == SIGINT ? "SIGINT" : "SIGTERM");
+  if (server) server->stop();
+  if (serving.joinable()) serving.join();
+  if (workers) workers->stop();
   subscription.reset();
   spdlog::info("stopped");
-  // The signal waiter is still blocked when stop() came from elsewhere; nothing is left to do for it.
-  signal_waiter.detach();
   return 0;
 }
+
+}  // namespace
+
+int run_serve(const Config& config) { return run_role(config, Role::serve); }
+int run_api(const Config& config) { return run_role(config, Role::api); }
+int run_worker(const Config& config) { return run_role(config, Role::worker); }
 
 }  // namespace framepress::app

@@ -1,8 +1,10 @@
 #pragma once
-
-#include "app/config.h"
+// The roles of the one binary. Each builds its parts from the configuration, runs until SIGINT or
+// SIGTERM, and returns the exit code; a part that cannot start throws Error.
 
 #include <signal.h>
+
+#include "app/config.h"
 
 namespace framepress::app {
 
@@ -10,8 +12,11 @@ namespace framepress::app {
 /// server's own signal thread takes them. Call first thing in main, before anything starts a thread.
 sigset_t block_shutdown_signals();
 
-/// `framepress serve`: the API, the workers, the embedded bus and the store in one process, until SIGINT
-/// or SIGTERM. Returns the exit code. Throws Error when a part cannot start.
+/// `framepress serve`: the API, the workers, the bus and the store in one process.
 int run_serve(const Config& config);
+/// `framepress api`: the HTTP API (and the web page) over a shared bus and store; no encoding.
+int run_api(const Config& config);
+/// `framepress worker`: a pool of workers for some classes over a shared bus and store; no HTTP.
+int run_worker(const Config& config);
 
 }  // namespace framepress::app

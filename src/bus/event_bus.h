@@ -50,6 +50,13 @@ class TaskSource {
   }
   /// The task is finished, whatever its outcome: it will not be handed out again.
   virtual void complete(const TaskLease& lease) = 0;
+  /// The task failed for good (its retries are spent): keep it, with `reason`, where an operator can find
+  /// it (Kafka's dead-letter topic), then complete it. The default only completes it: the failure is
+  /// already in the job's events.
+  virtual void dead_letter(const TaskLease& lease, const std::string& reason) {
+    (void)reason;
+    complete(lease);
+  }
 };
 
 class EventBus {

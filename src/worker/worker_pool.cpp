@@ -234,8 +234,10 @@ void WorkerPool::execute_group(std::vector<TaskLease> group, std::stop_token sto
         RenditionTask next = task;
         next.attempt += 1;
         bus_.enqueue(next, options_.retry_backoff * (1 << (task.attempt - 1)));
+        tasks_->complete(lease);
+      } else {
+        tasks_->dead_letter(lease, e.what());
       }
-      tasks_->complete(lease);
     }
   }
 }
