@@ -23,6 +23,15 @@ FramepressProcess::FramepressProcess(std::filesystem::path data_dir, std::vector
   start();
 }
 
+FramepressProcess::FramepressProcess(std::string role, std::filesystem::path data_dir,
+                                     std::vector<std::string> extra_args, std::vector<std::string> environment)
+    : role_(std::move(role)),
+      data_dir_(std::move(data_dir)),
+      extra_args_(std::move(extra_args)),
+      environment_(std::move(environment)) {
+  start();
+}
+
 FramepressProcess::~FramepressProcess() {
   if (pid_ > 0) kill_hard();
 }
@@ -30,8 +39,9 @@ FramepressProcess::~FramepressProcess() {
 void FramepressProcess::start() {
   std::filesystem::create_directories(data_dir_);
   log_path_ = data_dir_ / ("server-" + std::to_string(++starts_) + ".log");
-  std::vector<std::string> args{framepress_binary().string(), "serve",      "--data-dir", data_dir_.string(),
-                                "--listen",                   "127.0.0.1:0", "--log-format", "text"};
+  std::vector<std::string> args{framepress_binary().string(), role_, "--data-dir", data_dir_.string(),
+                                "--log-format", "text"};
+  if (role_ != "worker") args.insert(args.end(), {"--listen", "127.0.0.1:0"});
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
@@ -39,6 +49,7 @@ void FramepressProcess::start() {
     int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(fd, STDOUT_FILENO);
     ::dup2(fd, STDERR_FILENO);
+    for (auto& variable : environment_) ::putenv(variable.data());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -56,8 +67,9 @@ void FramepressProcess::start() {
     std::smatch m;
     std::string text = log();
     if (url_.empty() && std::regex_search(text, m, listening)) url_ = m[1];
-    if (!url_.empty() && text.find("event log replayed") != std::string::npos) {
-      if (http_get(url_ + "/readyz").status == 200) return;
+    if (text.find("event log replayed") != std::string::npos) {
+      if (role_ == "worker") return;
+      if (!url_.empty() && http_get(url_ + "/readyz").status == 200) return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }

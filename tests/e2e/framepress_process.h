@@ -15,6 +15,10 @@ class FramepressProcess {
   /// Starts `framepress serve` with `--data-dir data_dir --listen 127.0.0.1:0` plus `extra_args`, and waits
   /// until /readyz answers 200. Throws std::runtime_error (with the server's log) when it does not start.
   FramepressProcess(std::filesystem::path data_dir, std::vector<std::string> extra_args);
+  /// Any role: "serve", "api" (both wait for /readyz) or "worker" (waits until its log is replayed).
+  /// `environment` is added to the child's ("NAME=value").
+  FramepressProcess(std::string role, std::filesystem::path data_dir, std::vector<std::string> extra_args,
+                    std::vector<std::string> environment);
   ~FramepressProcess();
   FramepressProcess(const FramepressProcess&) = delete;
   FramepressProcess& operator=(const FramepressProcess&) = delete;
@@ -36,8 +40,10 @@ class FramepressProcess {
 
  private:
   void start();
+  std::string role_ = "serve";
   std::filesystem::path data_dir_;
   std::vector<std::string> extra_args_;
+  std::vector<std::string> environment_;
   std::filesystem::path log_path_;
   pid_t pid_ = -1;
   std::string url_;

@@ -96,15 +96,16 @@ class KafkaTaskSource final : public TaskSource {
   /// retried while the broker is away, and synchronously when the partition is revoked or the source
   /// closes), up to the lowest unfinished offset with the finished ones above it in the commit's
   /// metadata. At-least-once: a crash before that commit lands hands the task out again, which only
-  /// overwrites the same output. A lease whose partition moved to another worker meanwhile is ignored
-  /// for the same reason (its new owner runs it again). Never throws for Kafka's sake; completing a lease
-  /// twice is harmless.
+  /// overwrites the same output. A lease whose partition was revoked meanwhile (a rebalance, or the
+  /// broker away longer than the session time-out) runs again on the partition's new owner; should the
+  /// partition come back to this source, the task is not run again (nor while it is still running here).
+  /// Never throws for Kafka's sake; completing a lease twice is harmless.
   void complete(const TaskLease& lease) override;
 
   /// Sends the task to the dead-letter topic with `reason` (durably), then completes the lease. For a
   /// task whose retries are exhausted. Throws Error(unavailable, retryable) when Kafka does not take it;
   /// the lease is then still open.
-  void dead_letter(const TaskLease& lease, const std::string& reason);
+  void dead_letter(const TaskLease& lease, const std::string& reason) override;
 
   /// Partitions assigned to this source now, over all its classes (for tests and diagnostics).
   std::size_t assigned_partitions() const;

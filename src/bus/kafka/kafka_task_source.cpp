@@ -17,6 +17,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -132,6 +133,9 @@ class ClassConsumer {
   /// Records that the lease's task is finished; false when its partition was revoked meanwhile.
   bool finish(const LeaseRecord& lease);
 
+  /// At most this many finished offsets are remembered of a partition this consumer lost.
+  static constexpr std::size_t max_remembered = 10000;
+
  private:
   struct PartitionState {
     OffsetTracker tracker;
@@ -142,6 +146,11 @@ class ClassConsumer {
 
   void run();
   void on_message(const rd_kafka_message_t& message);
+  /// Whether the task fetched at `offset` of `p` is running here since before the partition was last
+  /// revoked; its lease then counts for the new assignment and it is not handed out again.
+  bool adopt_running(std::int32_t p, std::int64_t offset, const PartitionState& state);
+  /// Keeps what `tracker` knows is finished of `p`, which this consumer is losing.
+  void remember(std::int32_t p, const OffsetTracker& tracker);
   void release_due();
   void adjust_flow();
   /// Commits every partition of `only` (all when empty) whose commit point moved; `sync` waits for it.
@@ -169,6 +178,13 @@ class ClassConsumer {
   // Under source_.mutex (changed only on the poll thread, or in close() once it has ended).
   std::map<std::int32_t, PartitionState> partitions_;
   std::multimap<TimestampMs, ReadyTask> delayed_;  // by due time
+  /// What this consumer knows to be finished of partitions it no longer holds: merged back should a
+  /// partition come back, so that nothing finished here runs again.
+  struct Remembered {
+    std::optional<std::int64_t> done_below;
+    std::set<std::int64_t> done;
+  };
+  std::map<std::int32_t, Remembered> remembered_;
   std::uint64_t next_epoch_ = 1;
 
   // Poll thread only.
@@ -251,6 +267,9 @@ void ClassConsumer::on_message(const rd_kafka_message_t& message) {
     auto it = partitions_.find(p);
     if (it == partitions_.end()) return;  // revoked while the message was on its way
     fetched = it->second.tracker.fetched(offset);
+    if (fetched == OffsetTracker::Fetched::fresh && parsed.task && adopt_running(p, offset, it->second)) {
+      return;
+    }
     if (fetched == OffsetTracker::Fetched::fresh && parsed.task) {
       ReadyTask ready{this, p, offset, it->second.epoch, std::move(*parsed.task), enqueued_at(message)};
       if (parsed.due_ms > now_ms()) {
@@ -365,9 +384,42 @@ void ClassConsumer::committed(rd_kafka_t* /*rk*/, rd_kafka_resp_err_t err, rd_ka
 
 bool ClassConsumer::finish(const LeaseRecord& lease) {
   auto it = partitions_.find(lease.partition);
-  if (it == partitions_.end() || it->second.epoch != lease.epoch) return false;
-  it->second.tracker.finish(lease.offset);
-  return true;
+  if (it != partitions_.end() && it->second.epoch == lease.epoch) {
+    it->second.tracker.finish(lease.offset);
+    return true;
+  }
+  if (it != partitions_.end()) {
+    // Revoked and assigned back since the lease was taken, the task not fetched again yet.
+    it->second.tracker.mark_done(lease.offset);
+    return true;
+  }
+  // Revoked: remembered in case the partition comes back here.
+  auto& done = remembered_[lease.partition].done;
+  if (done.size() < max_remembered) done.insert(lease.offset);
+  return false;
+}
+
+void ClassConsumer::remember(std::int32_t p, const OffsetTracker& tracker) {
+  const auto commit = tracker.commit();
+  if (!commit) return;
+  Remembered& r = remembered_[p];
+  r.done_below = std::max(r.done_below.value_or(commit->offset), commit->offset);
+  for (auto offset : OffsetTracker::parse_metadata(commit->metadata, commit->offset)) {
+    if (r.done.size() >= max_remembered) break;
+    r.done.insert(offset);
+  }
+}
+
+bool ClassConsumer::adopt_running(std::int32_t p, std::int64_t offset, const PartitionState& state) {
+  // Still running here since before the revocation: that lease counts again, no second encode.
+  for (auto& [handle, lease] : source_.leases) {
+    if (lease.consumer == this && lease.partition == p && lease.offset == offset) {
+      lease.epoch = state.epoch;
+      spdlog::info("{} [{}] {}: still running here since before the rebalance, not handed out again", topic_, p, offset);
+      return true;
+    }
+  }
+  return false;
 }
 
 void ClassConsumer::send_to_dead_letters(const rd_kafka_message_t& message, const std::string& reason) {
@@ -421,13 +473,24 @@ void ClassConsumer::on_assign(rd_kafka_topic_partition_list_t* partitions) {
       rd_kafka_topic_partition_t& entry = list->elems[i];
       PartitionState state;
       state.epoch = next_epoch_++;
+      std::optional<std::int64_t> start;
+      std::set<std::int64_t> done;
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR && entry.err == RD_KAFKA_RESP_ERR_NO_ERROR && entry.offset >= 0) {
-        const std::string_view metadata(static_cast<const char*>(entry.metadata), entry.metadata ? entry.metadata_size : 0);
-        state.tracker = OffsetTracker(entry.offset, metadata);
-        state.sent = state.tracker.commit();
-      } else {
-        entry.offset = RD_KAFKA_OFFSET_INVALID;  // librdkafka looks it up, or applies auto.offset.reset
+        std::string metadata(static_cast<const char*>(entry.metadata), entry.metadata ? entry.metadata_size : 0);
+        start = entry.offset;
+        done = OffsetTracker::parse_metadata(metadata, entry.offset);
+        state.sent = OffsetTracker::Commit{entry.offset, std::move(metadata)};
       }
+      // What this consumer finished of the partition before losing it and never got committed (the
+      // broker was away longer than the session time-out, say) is finished all the same.
+      if (auto r = remembered_.find(entry.partition); r != remembered_.end()) {
+        if (r->second.done_below && (!start || *r->second.done_below > *start)) start = r->second.done_below;
+        done.merge(r->second.done);
+        remembered_.erase(r);
+      }
+      state.tracker = OffsetTracker(start, std::move(done));
+      // Start exactly there; without any commit librdkafka applies auto.offset.reset.
+      entry.offset = start.value_or(RD_KAFKA_OFFSET_INVALID);
       partitions_[entry.partition] = std::move(state);
       assigned.push_back(entry.partition);
     }
@@ -450,13 +513,20 @@ std::size_t ClassConsumer::forget_partitions(const std::vector<std::int32_t>* re
     return revoked == nullptr || std::find(revoked->begin(), revoked->end(), p) != revoked->end();
   };
   std::lock_guard lock(source_.mutex);
-  std::erase_if(partitions_, [&](const auto& entry) { return is_revoked(entry.first); });
+  for (auto it = partitions_.begin(); it != partitions_.end();) {
+    if (!is_revoked(it->first)) {
+      ++it;
+      continue;
+    }
+    remember(it->first, it->second.tracker);
+    it = partitions_.erase(it);
+  }
   // Fetched but not handed out: the new owner fetches them again.
   auto gone = [&](const ReadyTask& t) { return t.consumer == this && is_revoked(t.partition); };
   std::erase_if(source_.ready, gone);
   std::erase_if(delayed_, [&](const auto& entry) { return gone(entry.second); });
-  // Leases of these partitions stay in `leases` (their epoch no longer matches, so complete() ignores
-  // them); they are only counted for the log.
+  // Leases of these partitions stay in `leases`: their epoch no longer matches, so complete() records
+  // them in remembered_, and adopt_running() takes them back should the partition come back.
   std::size_t running = 0;
   for (const auto& [handle, lease] : source_.leases) {
     if (lease.consumer == this && is_revoked(lease.partition)) ++running;
@@ -481,7 +551,7 @@ void ClassConsumer::on_revoke(rd_kafka_topic_partition_list_t* partitions) {
   }
   if (!revoked.empty()) {
     spdlog::info("{}: partitions {} revoked{}", topic_, fmt::join(revoked, ","),
-                 running > 0 ? fmt::format("; {} task(s) running here will run again on their new owner", running) : "");
+                 running > 0 ? fmt::format("; {} task(s) running here will run again unless they come back", running) : "");
   }
 }
 
@@ -506,9 +576,12 @@ KafkaTaskSourceImpl::~KafkaTaskSourceImpl() {
 std::optional<TaskLease> KafkaTaskSourceImpl::next(std::chrono::milliseconds wait) {
   std::unique_lock lock(mutex);
   ++waiters;
-  // Nothing fetched: the partitions may be paused; let the poll threads resume them now.
+  // Nothing fetched: the partitions may be paused; let the poll threads resume them now (outside the
+  // lock: their rebalance callbacks take it while librdkafka serves them).
   if (ready.empty()) {
+    lock.unlock();
     for (auto& c : consumers_) c->wake();
+    lock.lock();
   }
   ready_changed.wait_for(lock, wait, [&] { return stopping || !ready.empty(); });
   --waiters;
@@ -529,7 +602,8 @@ void KafkaTaskSourceImpl::complete(const TaskLease& lease) {
     const LeaseRecord record = it->second;
     leases.erase(it);
     if (!record.consumer->finish(record)) {
-      spdlog::info("[{} {}] completed after its partition moved to another worker, which runs it again",
+      spdlog::info("[{} {}] completed after its partition was revoked: it runs again unless the partition comes "
+                   "back here",
                    lease.task.video_id.str(), lease.task.rendition.name);
       return;
     }

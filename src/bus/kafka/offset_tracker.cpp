@@ -20,7 +20,12 @@ std::optional<std::int64_t> parse_int(std::string_view text) {
 }  // namespace
 
 OffsetTracker::OffsetTracker(std::int64_t committed, std::string_view metadata)
-    : next_fetch_(committed), done_(parse_metadata(metadata, committed)) {}
+    : OffsetTracker(committed, parse_metadata(metadata, committed)) {}
+
+OffsetTracker::OffsetTracker(std::optional<std::int64_t> start, std::set<std::int64_t> done)
+    : next_fetch_(start), done_(std::move(done)) {
+  if (next_fetch_) done_.erase(done_.begin(), done_.lower_bound(*next_fetch_));
+}
 
 OffsetTracker::Fetched OffsetTracker::fetched(std::int64_t offset) {
   // Below the fetch position means fetched before (or committed): librdkafka may fetch a partition again
@@ -38,6 +43,15 @@ void OffsetTracker::finish(std::int64_t offset) {
   // What lies below the lowest unfinished offset is covered by the committed offset itself.
   const std::int64_t lowest = open_.empty() ? *next_fetch_ : *open_.begin();
   done_.erase(done_.begin(), done_.lower_bound(lowest));
+}
+
+void OffsetTracker::mark_done(std::int64_t offset) {
+  if (open_.contains(offset)) {
+    finish(offset);
+  } else if (!next_fetch_ || offset >= *next_fetch_) {
+    done_.insert(offset);  // skipped when it is fetched
+  }
+  // Otherwise it was fetched and finished already, or lies below the commit point.
 }
 
 std::optional<OffsetTracker::Commit> OffsetTracker::commit() const {

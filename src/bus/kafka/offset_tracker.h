@@ -38,10 +38,15 @@ class OffsetTracker {
   OffsetTracker() = default;
   /// A partition whose group committed `committed` with `metadata` (written by commit()).
   OffsetTracker(std::int64_t committed, std::string_view metadata);
+  /// A partition where everything below `start` (when known) and the offsets of `done` are finished.
+  OffsetTracker(std::optional<std::int64_t> start, std::set<std::int64_t> done);
 
   Fetched fetched(std::int64_t offset);
   /// The open `offset` is finished. Offsets that are not open are ignored.
   void finish(std::int64_t offset);
+  /// `offset` is finished, whether it is open or not fetched yet (a task that was running here when
+  /// its partition was revoked, and that completed after the partition came back).
+  void mark_done(std::int64_t offset);
 
   /// What may be committed now; nullopt before anything is known.
   std::optional<Commit> commit() const;

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -51,6 +52,14 @@ std::string read_file(const std::filesystem::path& path) {
 class KafkaBroker : public ::testing::Environment {
  public:
   static const std::string& bootstrap() { return bootstrap_; }
+  /// The broker's directory for scripts/kafka.sh; empty when the broker was given from outside.
+  static const std::filesystem::path& dir() { return dir_; }
+
+  /// kill -9 and start again on the same data and port; "" or what went wrong.
+  static std::string restart() {
+    const auto log = dir_ / "restart.log";
+    return script(fmt::format("restart {}", dir_.string()), log) ? "" : read_file(log);
+  }
 
   void SetUp() override {
     if (const char* given = std::getenv("FRAMEPRESS_KAFKA_BOOTSTRAP"); given != nullptr && *given != '\0') {
@@ -58,34 +67,44 @@ class KafkaBroker : public ::testing::Environment {
       return;
     }
     char pattern[] = "/tmp/framepress-kafka-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    if (::mkdtemp(pattern) == nullptr) give_up("cannot make a directory for the broker");
     dir_ = pattern;
     run("install", dir_ / "install.log");
     // KAFKA_OWNER_PID: the script stops the broker by itself should this process die without TearDown.
     run(fmt::format("start {}", dir_.string()), dir_ / "start.log", fmt::format("KAFKA_OWNER_PID={} ", ::getpid()));
     const std::string env = read_file(dir_ / "env");
     const auto at = env.find("KAFKA_BOOTSTRAP=");
-    ASSERT_NE(at, std::string::npos) << env;
+    if (at == std::string::npos) give_up("no KAFKA_BOOTSTRAP in " + (dir_ / "env").string() + ":\n" + env);
     bootstrap_ = env.substr(at + 16, env.find('\n', at) - at - 16);
   }
 
   void TearDown() override {
     if (dir_.empty()) return;
-    run(fmt::format("stop {}", dir_.string()), dir_ / "stop.log");
+    script(fmt::format("stop {}", dir_.string()), dir_ / "stop.log");
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
 
  private:
-  void run(const std::string& args, const std::filesystem::path& log, const std::string& env = {}) {
+  static bool script(const std::string& args, const std::filesystem::path& log, const std::string& env = {}) {
     const std::string command =
         fmt::format("{}{}/scripts/kafka.sh {} >{} 2>&1", env, FRAMEPRESS_SOURCE_DIR, args, log.string());
-    const int status = std::system(command.c_str());
-    ASSERT_EQ(status, 0) << command << "\n" << read_file(log);
+    return std::system(command.c_str()) == 0;
+  }
+  static void run(const std::string& args, const std::filesystem::path& log, const std::string& env = {}) {
+    if (!script(args, log, env)) give_up("scripts/kafka.sh " + args + " failed:\n" + read_file(log));
+  }
+
+  // A failure in an environment's SetUp makes gtest report every test as skipped, which ctest counts as
+  // a pass: without a broker this run must fail, loudly.
+  [[noreturn]] static void give_up(const std::string& why) {
+    std::fprintf(stderr, "kafka_bus_tests: no broker: %s\n", why.c_str());
+    std::fflush(stderr);
+    std::exit(1);
   }
 
   static inline std::string bootstrap_;
-  std::filesystem::path dir_;
+  static inline std::filesystem::path dir_;
 };
 
 [[maybe_unused]] ::testing::Environment* const broker = ::testing::AddGlobalTestEnvironment(new KafkaBroker);
@@ -608,6 +627,40 @@ TEST(KafkaTaskSource, DeadLettersTakeWhatIsNotATaskAndWhatFailedForGood) {
   auto b = bus.kafka_tasks({"hd"});
   ASSERT_TRUE(eventually([&] { return b->assigned_partitions() == 1; }, 60s));
   EXPECT_FALSE(next_within(*b, 3s));
+}
+
+TEST(KafkaEventBus, RidesOutABrokerRestart) {
+  if (KafkaBroker::dir().empty()) GTEST_SKIP() << "the broker is not this test's to restart";
+  const KafkaOptions o = options(1);
+  KafkaEventBus bus(o);
+  Recorder recorder;
+  auto subscription = bus.subscribe(recorder.handler(), recorder.caught_up());
+  auto source = bus.kafka_tasks({"hd"});
+  const VideoId id = VideoId::generate();
+  bus.publish(Event{id, now_ms(), created_with({"720p"}, id)});
+  const auto first = make_task("hd", "720p", id);
+  bus.enqueue(first);
+  auto lease = next_within(*source, 60s);
+  ASSERT_TRUE(lease);
+
+  const std::string failed = KafkaBroker::restart();  // kill -9 mid-task, then the same broker again
+  ASSERT_EQ(failed, "");
+
+  source->complete(*lease);
+  bus.publish(Event{id, now_ms(), done_of(id, "720p")});  // waits for the broker to be back
+  const auto second = make_task("hd", "1080p", id);
+  bus.enqueue(second);
+  auto next = next_within(*source, 60s);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->task.rendition.name, "1080p");
+  source->complete(*next);
+  ASSERT_TRUE(eventually([&] { return recorder.size() == 2; }, 60s)) << recorder.size();
+  source.reset();
+
+  // The completions were committed despite the restart.
+  auto again = bus.kafka_tasks({"hd"});
+  ASSERT_TRUE(eventually([&] { return again->assigned_partitions() == 1; }, 60s));
+  EXPECT_FALSE(next_within(*again, 3s)) << "a completed task came back";
 }
 
 TEST(KafkaTaskSource, EnqueueRefusesAClassWithoutATopic) {

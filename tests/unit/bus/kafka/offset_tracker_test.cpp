@@ -75,6 +75,28 @@ TEST(OffsetTracker, GapsInTheLogDoNotHoldTheCommitBack) {
   EXPECT_EQ(t.commit()->offset, 6);
 }
 
+TEST(OffsetTracker, ATaskFinishedWhileItsPartitionWasAwayIsSkippedWhenItComesBack) {
+  // Lost with 3 and 4 fetched and 3 finished; 4 completes while the partition is away.
+  OffsetTracker before;
+  before.fetched(3);
+  before.fetched(4);
+  before.finish(3);
+  const auto lost = *before.commit();
+  std::set<std::int64_t> done = OffsetTracker::parse_metadata(lost.metadata, lost.offset);
+  done.insert(4);
+  OffsetTracker back(lost.offset, std::move(done));
+  EXPECT_EQ(back.fetched(4), Fetched::done);
+  EXPECT_EQ(back.fetched(5), Fetched::fresh);
+  EXPECT_EQ(back.commit()->offset, 5);
+
+  // Or it completes after the partition came back, before it is fetched again.
+  OffsetTracker again(std::int64_t{4}, std::set<std::int64_t>{});
+  again.mark_done(4);
+  EXPECT_EQ(again.fetched(4), Fetched::done);
+  again.mark_done(2);  // below the start: nothing to do
+  EXPECT_EQ(again.commit()->offset, 5);
+}
+
 TEST(OffsetTracker, ForeignOrDamagedMetadataMeansNothingFinished) {
   EXPECT_TRUE(OffsetTracker::parse_metadata("", 0).empty());
   EXPECT_TRUE(OffsetTracker::parse_metadata("some other client's note", 0).empty());

@@ -1,0 +1,220 @@
+// End to end, distributed: `framepress api` and `framepress worker` processes over a real Apache Kafka
+// broker and a real S3 server (SeaweedFS), both started by the project's scripts; nothing embedded.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "e2e/e2e_support.h"
+
+namespace framepress::e2e {
+namespace {
+
+using testing::TempDir;
+
+/// A service that one of scripts/*.sh starts in a directory and describes in DIR/env.
+class ScriptService {
+ public:
+  ScriptService(std::string script, std::filesystem::path dir) : script_(std::move(script)), dir_(std::move(dir)) {
+    run("start");
+    std::ifstream in(dir_ / "env");
+    for (std::string line; std::getline(in, line);) {
+      auto eq = line.find('=');
+      if (eq != std::string::npos) env_[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+  }
+  ~ScriptService() { run("stop", false); }
+  const std::string& operator[](const std::string& name) const { return env_.at(name); }
+  void kill() { run("kill"); }
+  void restart() { run("restart"); }
+
+ private:
+  void run(const std::string& verb, bool must_succeed = true) {
+    // The scripts stop their server when this process dies, so a crashed test leaves nothing running.
+    std::string owner = script_.find("kafka") != std::string::npos ? "KAFKA_OWNER_PID" : "S3_OWNER_PID";
+    std::string command = owner + "=" + std::to_string(::getpid()) + " " + std::string(FRAMEPRESS_SOURCE_DIR) +
+                          "/scripts/" + script_ + " " + verb + " " + dir_.string() + " >> " +
+                          (dir_.parent_path() / (script_ + ".log")).string() + " 2>&1";
+    int status = std::system(command.c_str());
+    if (must_succeed && status != 0) throw std::runtime_error(command + " failed");
+  }
+  std::string script_;
+  std::filesystem::path dir_;
+  std::map<std::string, std::string> env_;
+};
+
+class DistributedTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    kafka = std::make_unique<ScriptService>("kafka.sh", scratch.path() / "kafka");
+    s3 = std::make_unique<ScriptService>("seaweedfs.sh", scratch.path() / "s3");
+    environment = {"FRAMEPRESS_S3_ACCESS_KEY=" + (*s3)["S3_ACCESS_KEY"], "FRAMEPRESS_S3_SECRET_KEY=" + (*s3)["S3_SECRET_KEY"]};
+    common = {"--bus", "kafka://" + (*kafka)["KAFKA_BOOTSTRAP"],
+              "--storage", "s3://videos?endpoint=" + (*s3)["S3_ENDPOINT"] + "&presign=false",
+              "--kafka-session-timeout", "6s", "--kafka-partitions", "12", "--encoder-preset", "ultrafast"};
+    api = start("api", "api", {});
+  }
+  void TearDown() override {
+    if (HasFailure()) {
+      if (api) std::cerr << "---- api log ----\n" << api->log() << "\n";
+      for (auto& w : workers) std::cerr << "---- worker log ----\n" << w->log() << "\n";
+    }
+    workers.clear();
+    api.reset();
+    s3.reset();
+    kafka.reset();
+  }
+
+  std::unique_ptr<FramepressProcess> start(const std::string& role, const std::string& name,
+                                           std::vector<std::string> extra) {
+    auto args = common;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return std::make_unique<FramepressProcess>(role, scratch.path() / name, args, environment);
+  }
+  void start_worker(const std::string& classes) {
+    workers.push_back(start("worker", "worker" + std::to_string(workers.size()), {"--classes", classes, "--concurrency", "1"}));
+  }
+
+  std::string upload(const std::filesystem::path& clip, const std::string& renditions) {
+    auto response = upload_file(api->url() + "/api/videos?renditions=" + renditions, clip);
+    EXPECT_EQ(response.status, 201) << response.body;
+    return response.status == 201 ? response.json()["id"].get<std::string>() : "";
+  }
+
+  /// Every event of the job from the start of the log (Last-Event-ID 0: no snapshot, all state changes).
+  SseResult replay(const std::string& id) {
+    return read_sse(api->url() + "/api/videos/" + id + "/events", {"Last-Event-ID: 0"}, [](auto&) { return false; },
+                    std::chrono::seconds(60));
+  }
+
+  void expect_done_once_each(const std::string& id, std::size_t renditions) {
+    auto all = replay(id);
+    std::multiset<std::string> done;
+    for (const auto& e : all.events) {
+      if (e.event == "rendition") done.insert(e.json()["rendition"].get<std::string>());
+    }
+    EXPECT_EQ(done.size(), renditions);
+    for (const auto& name : done) EXPECT_EQ(done.count(name), 1u) << name;
+    auto job = http_get(api->url() + "/api/videos/" + id).json();
+    EXPECT_EQ(job["state"], "completed");
+    for (const auto& r : job["renditions"]) {
+      auto file = http_get(api->url() + r["url"].get<std::string>());
+      EXPECT_EQ(file.status, 200) << r["name"];
+      EXPECT_EQ(file.body.size(), r["size"].get<std::size_t>()) << r["name"];
+    }
+  }
+
+  TempDir scratch;
+  TempDir media;
+  std::unique_ptr<ScriptService> kafka;
+  std::unique_ptr<ScriptService> s3;
+  std::vector<std::string> environment;
+  std::vector<std::string> common;
+  std::unique_ptr<FramepressProcess> api;
+  std::vector<std::unique_ptr<FramepressProcess>> workers;
+};
+
+}  // namespace
+
+TEST_F(DistributedTest, WorkerPoolsPerClassShareTheWorkAndEveryJobCompletes) {
+  start_worker("sd");
+  start_worker("sd");
+  start_worker("hd,uhd");
+  auto clip = testing::make_clip(media.path(), "dist", {.width = 1280, .height = 720, .seconds = 2});
+  // Two workers of one class each took a task of the same job: with 4 sd renditions a job over 12
+  // partitions shared by two consumers, a few jobs make that all but certain.
+  bool shared = false;
+  for (int attempt = 0; attempt < 4 && !shared; ++attempt) {
+    const std::string id = upload(clip, "144p,240p,360p,480p,720p");
+    ASSERT_FALSE(id.empty());
+    auto stream = follow_job(api->url(), id, std::chrono::seconds(240));
+    ASSERT_EQ(stream.events.back().event, "completed") << stream.events.back().data;
+    std::map<std::string, std::set<std::string>> workers_by_class;
+    for (const auto& e : replay(id).events) {
+      if (e.event != "started") continue;
+      auto data = e.json();
+      std::string rendition = data["rendition"];
+      workers_by_class[rendition == "720p" ? "hd" : "sd"].insert(data["worker"].get<std::string>());
+    }
+    EXPECT_EQ(workers_by_class["hd"].size(), 1u);
+    shared = workers_by_class["sd"].size() == 2;
+    expect_done_once_each(id, 5);
+  }
+  EXPECT_TRUE(shared) << "the two sd workers never shared a job";
+}
+
+TEST_F(DistributedTest, AWorkerKilledMidEncodeLosesNothing) {
+  start_worker("sd,hd,uhd");
+  auto clip = testing::make_clip(media.path(), "long", {.width = 1280, .height = 720, .seconds = 20});
+  const std::string id = upload(clip, "360p,720p");
+  ASSERT_FALSE(id.empty());
+  auto progress = read_sse(api->url() + "/api/videos/" + id + "/events", {},
+                           [](const SseEvent& e) { return e.event == "progress"; }, std::chrono::seconds(120));
+  ASSERT_EQ(progress.events.back().event, "progress");
+  workers.front()->kill_hard();
+  start_worker("sd,hd,uhd");  // the survivor takes the tasks after the session time-out
+  auto stream = follow_job(api->url(), id, std::chrono::seconds(300));
+  ASSERT_EQ(stream.events.back().event, "completed");
+  expect_done_once_each(id, 2);
+}
+
+TEST_F(DistributedTest, AnApiRestartLosesNoEventAndResumesFromLastEventId) {
+  start_worker("sd,hd,uhd");
+  auto clip = testing::make_clip(media.path(), "resume", {.width = 1280, .height = 720, .seconds = 10});
+  const std::string id = upload(clip, "144p,360p,720p");
+  ASSERT_FALSE(id.empty());
+  auto first = read_sse(api->url() + "/api/videos/" + id + "/events", {},
+                        [](const SseEvent& e) { return e.event == "started"; }, std::chrono::seconds(120));
+  ASSERT_EQ(first.events.back().event, "started");
+  const std::string last_id = first.events.back().id;
+  api->kill_hard();
+  api = start("api", "api", {});  // a new process: its state comes from the log alone
+  auto rest = read_sse(api->url() + "/api/videos/" + id + "/events", {"Last-Event-ID: " + last_id},
+                       [](auto&) { return false; }, std::chrono::seconds(300));
+  ASSERT_FALSE(rest.events.empty());
+  EXPECT_NE(rest.events.front().event, "snapshot");
+  EXPECT_EQ(rest.events.back().event, "completed");
+  // Together the two connections saw every state change exactly once, in order.
+  std::vector<std::string> seen;
+  std::uint64_t previous = 0;
+  for (const auto* part : {&first, &rest}) {
+    for (const auto& e : part->events) {
+      if (e.event == "snapshot" || e.event == "progress") continue;
+      EXPECT_GT(std::stoull(e.id), previous) << e.event;
+      previous = std::stoull(e.id);
+      seen.push_back(e.event + (e.event == "rendition" ? ":" + e.json()["rendition"].get<std::string>() : ""));
+    }
+  }
+  std::vector<std::string> all;
+  for (const auto& e : replay(id).events) {
+    if (e.event == "progress" || e.event == "created") continue;
+    all.push_back(e.event + (e.event == "rendition" ? ":" + e.json()["rendition"].get<std::string>() : ""));
+  }
+  EXPECT_EQ(seen, all);
+  // A second API process beside it shows the same state.
+  auto other = start("api", "api2", {});
+  EXPECT_EQ(http_get(other->url() + "/api/videos/" + id).json()["last_event_id"],
+            http_get(api->url() + "/api/videos/" + id).json()["last_event_id"]);
+}
+
+TEST_F(DistributedTest, TheBrokerAndTheStoreRestartedMidJobTheJobCompletes) {
+  start_worker("sd,hd,uhd");
+  auto clip = testing::make_clip(media.path(), "faults", {.width = 1280, .height = 720, .seconds = 10});
+  const std::string id = upload(clip, "144p,360p,720p");
+  ASSERT_FALSE(id.empty());
+  auto started = read_sse(api->url() + "/api/videos/" + id + "/events", {},
+                          [](const SseEvent& e) { return e.event == "progress"; }, std::chrono::seconds(120));
+  ASSERT_EQ(started.events.back().event, "progress");
+  kafka->restart();
+  s3->restart();
+  auto stream = follow_job(api->url(), id, std::chrono::seconds(400));
+  ASSERT_FALSE(stream.events.empty());
+  EXPECT_EQ(stream.events.back().event, "completed");
+  expect_done_once_each(id, 3);
+}
+
+}  // namespace framepress::e2e
