@@ -227,11 +227,11 @@ void VideoApi::add_routes(http::Router& router) {
   router.add("POST", "/api/videos/{id}/cancel", bind(&VideoApi::cancel));
   router.add("GET", "/api/videos/{id}/source", bind(&VideoApi::source));
   router.add("GET", "/api/videos/{id}/renditions/{name}", bind(&VideoApi::rendition));
-  router.add("GET", "/api/videos/{id}/events", bind(&VideoApi::events));
-  router.add("GET", "/api/events", bind(&VideoApi::multi_events));
+  router.add("GET", "/api/videos/{id}/events", bind(&VideoApi::events), http::RouteKind::stream);
+  router.add("GET", "/api/events", bind(&VideoApi::multi_events), http::RouteKind::stream);
   router.add("GET", "/api/presets", bind(&VideoApi::presets));
   router.add("POST", "/upload", bind(&VideoApi::prototype_upload));
-  router.add("GET", "/compression-status/{id}", bind(&VideoApi::prototype_status));
+  router.add("GET", "/compression-status/{id}", bind(&VideoApi::prototype_status), http::RouteKind::stream);
 }
 
 json VideoApi::job_json(const JobView& job) const {

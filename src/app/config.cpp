@@ -422,11 +422,16 @@ std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
   if (ec != std::errc{} || end == text.data() || number < 0) return std::nullopt;
   std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
-  if (unit.empty() || unit == "s") return std::chrono::seconds(number);
-  if (unit == "m") return std::chrono::seconds(number * 60);
-  if (unit == "h") return std::chrono::seconds(number * 3600);
-  if (unit == "d") return std::chrono::seconds(number * 86400);
-  return std::nullopt;
+  std::int64_t scale = 0;
+  if (unit.empty() || unit == "s") scale = 1;
+  else if (unit == "m") scale = 60;
+  else if (unit == "h") scale = 3600;
+  else if (unit == "d") scale = 86400;
+  else return std::nullopt;
+  // Over 100 years is a typo, and would overflow the nanosecond clocks the time-outs are added to.
+  constexpr std::int64_t kMaxSeconds = 100LL * 365 * 86400;
+  if (number > kMaxSeconds / scale) return std::nullopt;
+  return std::chrono::seconds(number * scale);
 }
 
 std::filesystem::path Config::effective_data_dir() const {

@@ -55,11 +55,11 @@ std::optional<std::string> Request::query_param(std::string_view name) const {
   return it->second;
 }
 
-void Router::add(std::string method, std::string pattern, Handler handler) {
+void Router::add(std::string method, std::string pattern, Handler handler, RouteKind kind) {
   if (pattern.empty() || pattern.front() != '/') {
     throw std::invalid_argument("route pattern must start with '/': " + pattern);
   }
-  Route route{std::move(method), {}, std::move(handler)};
+  Route route{std::move(method), {}, std::move(handler), kind};
   for (auto segment : split_path(pattern)) route.segments.emplace_back(segment);
   routes_.push_back(std::move(route));
 }
@@ -88,6 +88,7 @@ Router::Match Router::match(std::string_view method, std::string_view path) cons
 
     if (method_matches(route.method, method)) {
       result.handler = &route.handler;
+      result.kind = route.kind;
       result.params = std::move(params);
       result.allowed_methods.clear();
       return result;

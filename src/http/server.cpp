@@ -2,6 +2,8 @@
 
 #include "http/server.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -60,6 +62,15 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 // How long, and how much, a closing connection keeps reading what the client still sends (see Server::Impl::close()).
 constexpr auto kLingerTime = std::chrono::seconds(2);
 constexpr std::size_t kLingerBytes = 4 << 20;
+// Room in a connection's read buffer beyond the head limit: one read's worth. Nothing the parser waits on
+// may grow it further: a chunk-size line with endless extensions, or endless trailers, would otherwise be
+// buffered whole.
+constexpr std::size_t kReadSlack = 64 * 1024;
+// Connections past max_connections that are answered 503 at once. Past this many as well they are closed
+// without a word: answering a flood must not cost more than the flood.
+constexpr std::size_t kMaxRefusing = 128;
+// How often, at most, refusals are logged: under attack they come by the thousand.
+constexpr auto kRefusalLogInterval = std::chrono::seconds(10);
 
 std::string str(beast::string_view s) { return std::string(s.data(), s.size()); }
 
@@ -84,20 +95,185 @@ bool connection_ended(const beast::error_code& ec) {
          ec == asio::error::broken_pipe || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor;
 }
 
+// The unit the per-client limits count: an IPv4 address, or the /64 of an IPv6 one, since one host is
+// usually given a whole /64 and may pick a fresh address for every connection.
+std::string client_of(const asio::ip::address& address) {
+  if (address.is_v4()) return address.to_string();
+  const auto v6 = address.to_v6();
+  if (v6.is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_string();
+  auto bytes = v6.to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return asio::ip::address_v6(bytes).to_string() + "/64";
+}
+
 /// One accepted socket. Everything on it runs on its strand: the session coroutine, and the closing
 /// that Server::stop() posts there.
 struct Connection {
-  explicit Connection(tcp::socket socket) : stream(std::move(socket)) {}
+  explicit Connection(tcp::socket socket) : stream(std::move(socket)) {
+    beast::error_code ec;
+    const auto endpoint = stream.socket().remote_endpoint(ec);
+    if (!ec) {
+      peer = endpoint.address().to_string();
+      client = client_of(endpoint.address());
+    }
+  }
   beast::tcp_stream stream;
   // Ends whatever the session is waiting for (a socket, or a timer of a stream handler) on stop().
   asio::cancellation_signal cancel;
   bool stopping = false;
+  std::string peer;     // the peer's IP address ("" when the peer was gone by the time it was accepted)
+  std::string client;   // what the per-client limits count (client_of)
+  bool refused = false; // over max_connections: answered 503 and closed, never served
 };
 
-std::string remote_of(Connection& conn) {
-  beast::error_code ec;
-  const auto peer = conn.stream.socket().remote_endpoint(ec);
-  return ec ? std::string() : peer.address().to_string();
+/// A time limit on the reads of one wait (a request head, or the next bytes of a body). Unlike
+/// tcp_stream's own expiry, which closes the socket, it only cancels the read: the client can still be
+/// told why it is dropped. Lives on the connection's strand, like everything of the connection.
+class ReadDeadline {
+ public:
+  ReadDeadline(Connection& conn, std::chrono::steady_clock::duration after)
+      : timer_(conn.stream.get_executor()), state_(std::make_shared<State>()) {
+    timer_.expires_after(after);
+    // The connection is touched only while armed, that is while a read on it is waited for (so it is
+    // alive); a handler that fires after disarm() finds it so and does nothing.
+    timer_.async_wait([state = state_, &conn](const boost::system::error_code& ec) {
+      if (ec || !state->armed) return;
+      state->expired = true;
+      beast::error_code ignored;
+      conn.stream.socket().cancel(ignored);
+    });
+  }
+  ~ReadDeadline() { disarm(); }
+  ReadDeadline(const ReadDeadline&) = delete;
+  ReadDeadline& operator=(const ReadDeadline&) = delete;
+
+  /// Call as soon as the read has completed.
+  void disarm() {
+    state_->armed = false;
+    timer_.cancel();
+  }
+  /// Whether the read ended because the time was up (it then failed with operation_aborted).
+  bool expired() const { return state_->expired; }
+
+ private:
+  struct State {
+    bool armed = true;
+    bool expired = false;
+  };
+  asio::steady_timer timer_;
+  std::shared_ptr<State> state_;
+};
+
+/// Counts the uploads and streams each client has in flight, and refuses those over the limits. Checking
+/// and counting is one step under one lock, so two requests racing for the last place cannot both win.
+/// Thread-safe: the connections of one client run on different strands.
+class Admission {
+ public:
+  enum class Pool : std::size_t { uploads = 0, streams = 1 };
+  enum class Verdict { admitted, client_over, total_over };
+
+  /// A place taken in a pool; given back on destruction. Empty when default-made or moved from.
+  class Slot {
+   public:
+    Slot() = default;
+    Slot(Slot&& other) noexcept { *this = std::move(other); }
+    Slot& operator=(Slot&& other) noexcept {
+      if (this != &other) {
+        release();
+        owner_ = std::exchange(other.owner_, nullptr);
+        pool_ = other.pool_;
+        client_ = std::move(other.client_);
+      }
+      return *this;
+    }
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+    ~Slot() { release(); }
+
+   private:
+    friend class Admission;
+    Slot(Admission* owner, Pool pool, std::string client) : owner_(owner), pool_(pool), client_(std::move(client)) {}
+    void release() {
+      if (owner_) std::exchange(owner_, nullptr)->release(pool_, client_);
+    }
+    Admission* owner_ = nullptr;
+    Pool pool_ = Pool::uploads;
+    std::string client_;
+  };
+
+  explicit Admission(const ServerOptions& options)
+      : per_client_limit_{options.max_uploads_per_ip, options.max_streams_per_ip},
+        total_limit_{options.max_uploads, options.max_streams} {}
+
+  /// Takes a place in `pool` for `client`, or says which limit refused it (and takes nothing).
+  Verdict admit(Pool pool, const std::string& client, Slot& slot) {
+    const auto p = static_cast<std::size_t>(pool);
+    std::lock_guard lock(mutex_);
+    if (total_limit_[p] != 0 && totals_[p] >= total_limit_[p]) return Verdict::total_over;
+    auto& counts = per_client_[client];
+    if (per_client_limit_[p] != 0 && counts[p] >= per_client_limit_[p]) {
+      // Tried with nothing in flight in the other pool either: no entry to keep.
+      if (counts[0] == 0 && counts[1] == 0) per_client_.erase(client);
+      return Verdict::client_over;
+    }
+    ++counts[p];
+    ++totals_[p];
+    slot = Slot(this, pool, client);
+    return Verdict::admitted;
+  }
+
+ private:
+  void release(Pool pool, const std::string& client) {
+    const auto p = static_cast<std::size_t>(pool);
+    std::lock_guard lock(mutex_);
+    --totals_[p];
+    auto it = per_client_.find(client);
+    if (it == per_client_.end()) return;
+    --it->second[p];
+    // Forgotten once idle: a map of every address ever seen would itself be a way to exhaust memory.
+    if (it->second[0] == 0 && it->second[1] == 0) per_client_.erase(it);
+  }
+
+  const std::array<std::size_t, 2> per_client_limit_;
+  const std::array<std::size_t, 2> total_limit_;
+  std::mutex mutex_;  // guards what follows
+  std::unordered_map<std::string, std::array<std::size_t, 2>> per_client_;
+  std::array<std::size_t, 2> totals_{};
+};
+
+/// Logs refusals at most every kRefusalLogInterval, with how many there were: a flood of refused
+/// requests must not become a flood of log lines. Thread-safe.
+class RefusalLog {
+ public:
+  void note(std::string_view what, std::string_view client) {
+    std::lock_guard lock(mutex_);
+    ++count_;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < kRefusalLogInterval) return;
+    spdlog::warn("refused {} ({}{})", what, client.empty() ? "unknown client" : client,
+                 count_ > 1 ? ", and " + std::to_string(count_ - 1) + " more refusals since the last report" : "");
+    last_ = now;
+    count_ = 0;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::chrono::steady_clock::time_point last_{};
+  std::uint64_t count_ = 0;
+};
+
+/// max_connections, kept below the process's descriptor limit with room to spare for everything else that
+/// needs a descriptor (the store's files, the database, encoder pipes): past that limit accept() fails
+/// with EMFILE and no one can be told why, while under it the extra client gets a 503.
+std::size_t connection_limit(std::size_t wanted) {
+  rlimit descriptors{};
+  if (::getrlimit(RLIMIT_NOFILE, &descriptors) != 0 || descriptors.rlim_cur == RLIM_INFINITY) return wanted;
+  const auto soft = static_cast<std::size_t>(descriptors.rlim_cur);
+  const std::size_t reserve = std::clamp<std::size_t>(soft / 8, 64, 1024) + kMaxRefusing;
+  const std::size_t usable = soft > reserve ? soft - reserve : 1;
+  if (wanted != 0 && wanted <= usable) return wanted;
+  spdlog::info("serving at most {} connections: the descriptor limit (ulimit -n) is {}", usable, soft);
+  return usable;
 }
 
 void apply_cors(bhttp::response_header<>& header, const ServerOptions& options) {
@@ -155,10 +331,11 @@ class ServerExchange final : public Exchange {
       body.data = buffer.data();
       body.size = buffer.size();
       body.more = true;
-      conn_.stream.expires_after(options_.body_idle_timeout);
+      ReadDeadline idle(conn_, options_.body_idle_timeout);
       auto [ec, transferred] = co_await bhttp::async_read_some(conn_.stream, buffer_, parser_, use_tuple);
       (void)transferred;
-      conn_.stream.expires_never();
+      idle.disarm();
+      if (ec == asio::error::operation_aborted && idle.expired()) ec = beast::error::timeout;
       const std::size_t got = buffer.size() - body.size;
       body.data = nullptr;  // the caller's buffer is not ours past this call
       body.size = 0;
@@ -316,6 +493,9 @@ class ServerExchange final : public Exchange {
   }
 
   void close_after() { close_ = true; }
+  const std::string& connection_client() const { return conn_.client; }
+  /// Keeps an admission place until the exchange ends (its response sent, or its connection failed).
+  void hold(Admission::Slot slot) { held_.push_back(std::move(slot)); }
   /// Whether the connection can serve another request.
   bool reusable() const { return keep_alive(); }
   int status() const { return status_; }
@@ -379,6 +559,12 @@ class ServerExchange final : public Exchange {
                                            "timeout"));
     }
     if (ec == asio::error::operation_aborted) return std::make_exception_ptr(boost::system::system_error(ec));
+    if (ec == bhttp::error::body_limit) {
+      // A chunk declared larger than what is left of the limit: refused on its size line.
+      return std::make_exception_ptr(Error(
+          ErrorCode::payload_too_large,
+          "the request body is larger than the limit of " + std::to_string(options_.max_body_bytes) + " bytes"));
+    }
     if (connection_ended(ec)) {
       return std::make_exception_ptr(
           Error(ErrorCode::bad_request, "the request body ended before its declared length", "incomplete_body"));
@@ -412,6 +598,8 @@ class ServerExchange final : public Exchange {
 
   bool close_ = false;   // this connection ends after this request
   bool broken_ = false;  // the connection failed: nothing more can be sent
+
+  std::vector<Admission::Slot> held_;
 };
 
 // Fills path and query from the target; false when it is not an origin-form target ("/path?query").
@@ -438,10 +626,18 @@ std::string error_body(std::string_view code, std::string_view message) {
 
 struct Server::Impl {
   Impl(ServerOptions opts, Router r)
-      : options(std::move(opts)), router(std::move(r)), ioc(std::max(1, options.threads)) {}
+      : options(std::move(opts)),
+        router(std::move(r)),
+        admission(options),
+        max_connections(connection_limit(options.max_connections)),
+        ioc(std::max(1, options.threads)) {}
 
   ServerOptions options;
   Router router;
+  // Before the io_context: the slots held by coroutine frames destroyed with it give their places back.
+  Admission admission;
+  RefusalLog refusals;
+  const std::size_t max_connections;  // options.max_connections within the descriptor limit
   // Declared before everything that lives on it, so destroyed after: coroutine frames still queued in it
   // own connections, and are destroyed with it.
   asio::io_context ioc;
@@ -453,16 +649,26 @@ struct Server::Impl {
   bool stopping = false;
   int running = 0;  // threads inside run()
   std::unordered_map<Connection*, std::weak_ptr<Connection>> live;
+  std::size_t serving = 0;   // live connections being served
+  std::size_t refusing = 0;  // live connections being refused (Connection::refused)
 
+  enum class Tracked { served, refused, dropped, stopping };
   void listen();
-  bool track(const std::shared_ptr<Connection>& connection);
+  Tracked track(const std::shared_ptr<Connection>& connection);
   void forget(Connection* connection);
   void stop();
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> session(std::shared_ptr<Connection> connection);
+  asio::awaitable<void> refuse_connection(std::shared_ptr<Connection> connection);
   asio::awaitable<bool> serve(Connection& connection, beast::flat_buffer& buffer, Parser& parser);
   asio::awaitable<void> dispatch(ServerExchange& exchange, bool target_ok);
-  asio::awaitable<void> send_error(Connection& connection, int status, std::string_view code, std::string_view message);
+  asio::awaitable<bool> admit(ServerExchange& exchange, Admission::Pool pool);
+  /// The Retry-After of a refusal (whole seconds, at least 1: 0 would invite an instant retry).
+  Headers retry_after() const {
+    return {{"Retry-After", std::to_string(std::max<long long>(1, options.retry_after.count()))}};
+  }
+  asio::awaitable<void> send_error(Connection& connection, int status, std::string_view code, std::string_view message,
+                                   const Headers& headers = {});
   asio::awaitable<void> close(Connection& connection, bool linger);
 };
 
@@ -483,16 +689,25 @@ void Server::Impl::listen() {
   bound_port = acceptor.local_endpoint().port();
 }
 
-bool Server::Impl::track(const std::shared_ptr<Connection>& connection) {
+Server::Impl::Tracked Server::Impl::track(const std::shared_ptr<Connection>& connection) {
   std::lock_guard lock(mutex);
-  if (stopping) return false;
+  if (stopping) return Tracked::stopping;
+  if (max_connections != 0 && serving >= max_connections) {
+    if (refusing >= kMaxRefusing) return Tracked::dropped;
+    connection->refused = true;
+    ++refusing;
+  } else {
+    ++serving;
+  }
+  // Refused ones too: stop() must end their lingering like any other connection's.
   live.emplace(connection.get(), connection);
-  return true;
+  return connection->refused ? Tracked::refused : Tracked::served;
 }
 
 void Server::Impl::forget(Connection* connection) {
   std::lock_guard lock(mutex);
-  live.erase(connection);
+  if (live.erase(connection) == 0) return;
+  --(connection->refused ? refusing : serving);
 }
 
 void Server::Impl::stop() {
@@ -535,8 +750,13 @@ asio::awaitable<void> Server::Impl::accept_loop() {
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);  // streamed events must not wait for Nagle
     auto connection = std::make_shared<Connection>(std::move(socket));
-    if (!track(connection)) continue;  // stopping: the connection closes as it goes out of scope
-    asio::co_spawn(strand, session(connection),
+    const Tracked tracked = track(connection);
+    if (tracked == Tracked::dropped || tracked == Tracked::refused) {
+      refusals.note("a connection: too many are open", connection->client);
+    }
+    // Stopping, or a flood past even what is answered: the connection closes as it goes out of scope.
+    if (tracked == Tracked::dropped || tracked == Tracked::stopping) continue;
+    asio::co_spawn(strand, tracked == Tracked::refused ? refuse_connection(connection) : session(connection),
                    asio::bind_cancellation_slot(connection->cancel.slot(), [this, connection](std::exception_ptr e) {
                      if (e) {
                        try {
@@ -555,24 +775,36 @@ asio::awaitable<void> Server::Impl::accept_loop() {
 
 asio::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> connection) {
   Connection& conn = *connection;
-  beast::flat_buffer buffer;  // kept across requests: it may hold the start of the next one
+  // Kept across requests: it may hold the start of the next one. Bounded, so that what the parser has to
+  // see whole (a head, a chunk-size line, trailers) cannot grow it without end: past the bound a read
+  // fails with buffer_overflow.
+  beast::flat_buffer buffer(options.max_header_bytes + kReadSlack);
   bool linger = false;
   try {
     for (;;) {
       Parser parser;
       parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(options.max_header_bytes, UINT32_MAX)));
-      parser.body_limit(boost::none);  // enforced by dispatch() and read_body(), with our own errors
+      parser.body_limit(boost::none);  // a declared length is checked by dispatch(), with our own error
       // One deadline for the whole head, not per read: a client trickling a byte at a time (slow loris)
       // would otherwise hold the connection for ever.
-      conn.stream.expires_after(options.header_timeout);
+      ReadDeadline deadline(conn, options.header_timeout);
       auto [ec, transferred] = co_await bhttp::async_read_header(conn.stream, buffer, parser, use_tuple);
       (void)transferred;
-      conn.stream.expires_never();
+      deadline.disarm();
+      if (ec == asio::error::operation_aborted && deadline.expired()) ec = beast::error::timeout;
       if (ec) {
-        if (!connection_ended(ec)) spdlog::debug("{}: unreadable request head: {}", remote_of(conn), ec.message());
-        if (ec == bhttp::error::header_limit) {
+        if (!connection_ended(ec)) spdlog::debug("{}: unreadable request head: {}", conn.peer, ec.message());
+        if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow) {
           co_await send_error(conn, 431, "header_too_large",
                               "the request head is larger than " + std::to_string(options.max_header_bytes) + " bytes");
+          linger = true;
+        } else if (ec == beast::error::timeout && parser.got_some()) {
+          // A head begun and never finished (slow loris) is told why it is dropped; an idle keep-alive
+          // connection that sent nothing is just closed, as a client reusing it may be sending right now.
+          refusals.note("a request head that did not arrive in time", conn.client);
+          co_await send_error(conn, 408, "request_timeout",
+                              "the request head did not arrive within " +
+                                  std::to_string(options.header_timeout.count()) + " s");
           linger = true;
         } else if (!connection_ended(ec)) {
           co_await send_error(conn, 400, "bad_request", "malformed request: " + ec.message());
@@ -602,7 +834,10 @@ asio::awaitable<bool> Server::Impl::serve(Connection& conn, beast::flat_buffer& 
   for (const auto& field : head) request.headers.emplace_back(str(field.name_string()), str(field.value()));
   if (const auto length = parser.content_length()) request.content_length = *length;
   request.chunked = parser.chunked();
-  request.remote_address = remote_of(conn);
+  request.remote_address = conn.peer;
+  // Now that a declared length has been seen (dispatch() answers it), the parser checks each chunk-size
+  // line against the limit as it arrives: a chunk of a terabyte is refused before a byte of it is read.
+  parser.body_limit(options.max_body_bytes);
   const bool target_ok = parse_target(request);
   const bool expect_continue = head.version() >= 11 && iequals(str(head[bhttp::field::expect]), "100-continue");
 
@@ -676,13 +911,63 @@ asio::awaitable<void> Server::Impl::dispatch(ServerExchange& exchange, bool targ
       co_return;
     }
   }
+  // Admission comes last, so a request that would be refused anyway (404, 405, 413) takes no place; and
+  // before the handler, so a refused one costs no work and none of its body is read.
+  if (request.chunked || request.content_length.value_or(0) > 0) {
+    if (!co_await admit(exchange, Admission::Pool::uploads)) co_return;
+  }
+  if (match.kind == RouteKind::stream) {
+    if (!co_await admit(exchange, Admission::Pool::streams)) co_return;
+  }
   exchange.mutable_request().params = std::move(match.params);
   co_await (*handler)(exchange);
 }
 
+asio::awaitable<bool> Server::Impl::admit(ServerExchange& exchange, Admission::Pool pool) {
+  const std::string& client = exchange.connection_client();
+  Admission::Slot slot;
+  const auto verdict = admission.admit(pool, client, slot);
+  if (verdict == Admission::Verdict::admitted) {
+    exchange.hold(std::move(slot));
+    co_return true;
+  }
+  const bool uploads = pool == Admission::Pool::uploads;
+  const std::string what = uploads ? "uploads" : "event streams";
+  const bool per_client = verdict == Admission::Verdict::client_over;
+  const std::size_t limit = per_client ? (uploads ? options.max_uploads_per_ip : options.max_streams_per_ip)
+                                       : (uploads ? options.max_uploads : options.max_streams);
+  refusals.note(std::string(per_client ? "a client over its limit of " : "a request over the server's limit of ") +
+                    std::to_string(limit) + " " + what,
+                client);
+  // An unread body keeps the connection from serving another request: the response says it closes.
+  if (per_client) {
+    co_await exchange.respond_error(429, uploads ? "too_many_uploads" : "too_many_streams",
+                                    "this address already has " + std::to_string(limit) + " " + what +
+                                        " in progress, the most allowed; try again when one has ended",
+                                    retry_after());
+  } else {
+    co_await exchange.respond_error(503, "server_busy",
+                                    "the server has " + std::to_string(limit) + " " + what +
+                                        " in progress, the most it takes at once; try again shortly",
+                                    retry_after());
+  }
+  co_return false;
+}
+
+asio::awaitable<void> Server::Impl::refuse_connection(std::shared_ptr<Connection> connection) {
+  // Answered before its request is read: reading requests is what the connection limit saves us from.
+  // A client that sends one anyway still gets the answer: close() reads and drops it meanwhile.
+  co_await send_error(*connection, 503, "server_busy",
+                      "the server has " + std::to_string(max_connections) +
+                          " connections open, the most it takes; try again shortly",
+                      retry_after());
+  co_await close(*connection, true);
+}
+
 asio::awaitable<void> Server::Impl::send_error(Connection& conn, int status, std::string_view code,
-                                               std::string_view message) {
+                                               std::string_view message, const Headers& headers) {
   auto response = error_response(status, code, message, options);
+  for (const auto& [name, value] : headers) response.insert(name, value);
   response.keep_alive(false);
   conn.stream.expires_after(options.body_idle_timeout);
   auto [ec, transferred] = co_await bhttp::async_write(conn.stream, response, use_tuple);

@@ -7,6 +7,7 @@
 // "internal" (logged, never echoed). After a response has begun the connection is closed instead.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -82,16 +83,25 @@ class Exchange {
 
 using Handler = std::function<asio::awaitable<void>(Exchange&)>;
 
+/// What a route's responses are, for the server's admission limits. The server cannot tell a stream from
+/// a slow answer before the handler runs, and the limit must be applied before then (a refused client
+/// costs nothing), so the route says so. Uploads need no kind: any request with a body is one.
+enum class RouteKind {
+  plain,   // answered, and done
+  stream,  // a long-lived streamed response (Server-Sent Events): counted against max_streams* while open
+};
+
 /// Routes by method and path pattern: "/api/videos/{id}/renditions/{name}". A placeholder matches one
 /// non-empty path segment. The first route added that matches wins.
 class Router {
  public:
-  void add(std::string method, std::string pattern, Handler handler);
+  void add(std::string method, std::string pattern, Handler handler, RouteKind kind = RouteKind::plain);
   /// A handler for any GET/HEAD path no route matched (the web page's files); optional.
   void set_fallback(Handler handler);
 
   struct Match {
     const Handler* handler = nullptr;            // null: no route
+    RouteKind kind = RouteKind::plain;           // the matched route's
     std::map<std::string, std::string> params;
     std::vector<std::string> allowed_methods;    // when the path matched under other methods only (→ 405)
   };
@@ -103,6 +113,7 @@ class Router {
     std::string method;
     std::vector<std::string> segments;
     Handler handler;
+    RouteKind kind = RouteKind::plain;
   };
   std::vector<Route> routes_;
   Handler fallback_;
@@ -114,10 +125,23 @@ struct ServerOptions {
   int threads = 2;
   std::uint64_t max_body_bytes = 20ULL << 30;       // 20 GiB: a larger Content-Length is a 413 at once
   std::size_t max_header_bytes = 16 * 1024;         // a larger request head is a 431
-  std::chrono::seconds header_timeout{30};          // the whole request head must arrive within this
+  std::chrono::seconds header_timeout{30};          // the whole request head must arrive within this (else a
+                                                    // 408 when some of it came, and the connection closes)
   std::chrono::seconds body_idle_timeout{60};       // no body byte for this long ends the request; also
                                                     // the longest one response write may take
   std::string cors_allow_origin = "*";              // empty: no CORS headers
+
+  // Admission limits, so that no client (or crowd) can take the server from everyone else. Over a limit of
+  // its address the answer is 429, over a total 503, both with Retry-After, at once: nothing waits in a
+  // queue, and a refused request's body is never read (its connection closes). 0: no limit.
+  // A client is an IPv4 address, or an IPv6 /64 (what one host is usually given to pick addresses from).
+  std::size_t max_uploads_per_ip = 8;               // requests with a body in flight, from one client …
+  std::size_t max_uploads = 64;                     // … and from all of them
+  std::size_t max_streams_per_ip = 32;              // open responses of RouteKind::stream routes, to one client …
+  std::size_t max_streams = 10000;                  // … and to all
+  std::size_t max_connections = 20000;              // open connections; one more is answered 503 and closed.
+                                                    // Also kept below the descriptor limit (ulimit -n).
+  std::chrono::seconds retry_after{5};              // the Retry-After of those answers
 };
 
 /// Binds on construction (throws Error(unavailable) when it cannot), serves from run() until stop().

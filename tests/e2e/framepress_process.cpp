@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <regex>
@@ -38,7 +39,10 @@ FramepressProcess::~FramepressProcess() {
 
 void FramepressProcess::start() {
   std::filesystem::create_directories(data_dir_);
-  log_path_ = data_dir_ / ("server-" + std::to_string(++starts_) + ".log");
+  // A log of its own for every start: reading a previous process's log would find its (dead) port.
+  static std::atomic<int> process_count{0};
+  log_path_ = data_dir_ / (role_ + "-" + std::to_string(::getpid()) + "-" + std::to_string(++process_count) + ".log");
+  ++starts_;
   std::vector<std::string> args{framepress_binary().string(), role_, "--data-dir", data_dir_.string(),
                                 "--log-format", "text"};
   if (role_ != "worker") args.insert(args.end(), {"--listen", "127.0.0.1:0"});

@@ -173,7 +173,7 @@ CurlResponse CurlClient::request(const std::string& method, const std::string& u
 
 // ---------------------------------------------------------------------------------------------------------
 
-RawClient::RawClient(unsigned short port, std::chrono::seconds patience) {
+RawClient::RawClient(unsigned short port, std::chrono::seconds patience, const std::string& from) {
   fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd_ < 0) throw std::runtime_error("socket() failed");
   timeval timeout{};
@@ -182,6 +182,15 @@ RawClient::RawClient(unsigned short port, std::chrono::seconds patience) {
   ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
   int one = 1;
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (!from.empty()) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    if (::inet_pton(AF_INET, from.c_str(), &local.sin_addr) != 1 ||
+        ::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+      ::close(fd_);
+      throw std::runtime_error("cannot connect from " + from + ": " + std::strerror(errno));
+    }
+  }
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(port);

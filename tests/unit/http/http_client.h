@@ -71,10 +71,12 @@ class CurlClient {
 };
 
 /// A blocking TCP client. Every read gives up after `patience` (a guard against hanging tests, not a
-/// timing assertion).
+/// timing assertion). `from`: the local IPv4 address to connect from (any of 127.0.0.0/8 reaches the
+/// server on 127.0.0.1), so a test can be several clients; empty: the system's choice.
 class RawClient {
  public:
-  explicit RawClient(unsigned short port, std::chrono::seconds patience = std::chrono::seconds(20));
+  explicit RawClient(unsigned short port, std::chrono::seconds patience = std::chrono::seconds(20),
+                     const std::string& from = {});
   ~RawClient();
   RawClient(const RawClient&) = delete;
   RawClient& operator=(const RawClient&) = delete;

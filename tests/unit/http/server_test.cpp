@@ -581,13 +581,25 @@ class SlowClientServerTest : public ServerTest {
   SlowClientServerTest() : ServerTest(options()) {}
 };
 
-TEST_F(SlowClientServerTest, HeadThatNeverEndsIsClosed) {
+TEST_F(SlowClientServerTest, HeadThatNeverEndsIsA408AndClosed) {
   RawClient client(server_.port());
   client.send("GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: ");
-  const auto raw = client.read_to_end();
+  auto raw = client.read_to_end();
   EXPECT_TRUE(client.closed());
   EXPECT_FALSE(client.timed_out());
-  EXPECT_EQ(raw, "");
+  const auto response = test::take_response(raw);
+  EXPECT_EQ(response.status, 408);
+  EXPECT_EQ(error_of(response.body)["code"], "request_timeout");
+  EXPECT_EQ(response.header("connection"), "close");
+}
+
+TEST_F(SlowClientServerTest, IdleConnectionIsClosedWithoutAWord) {
+  // Nothing of a request was sent: a client may be reusing the connection this very moment, and an
+  // unasked-for 408 would be read as the answer to that request.
+  RawClient client(server_.port());
+  EXPECT_EQ(client.read_to_end(), "");
+  EXPECT_TRUE(client.closed());
+  EXPECT_FALSE(client.timed_out());
 }
 
 TEST_F(SlowClientServerTest, BodyThatStopsComingTimesOut) {
