@@ -203,7 +203,7 @@ TEST_F(DistributedTest, AnApiRestartLosesNoEventAndResumesFromLastEventId) {
             http_get(api->url() + "/api/videos/" + id).json()["last_event_id"]);
 }
 
-TEST_F(DistributedTest, DISABLED_TheBrokerAndTheStoreRestartedMidJobTheJobCompletes) {
+TEST_F(DistributedTest, TheBrokerAndTheStoreRestartedMidJobTheJobCompletes) {
   start_worker("sd,hd,uhd");
   auto clip = testing::make_clip(media.path(), "faults", {.width = 1280, .height = 720, .seconds = 10});
   const std::string id = upload(clip, "144p,360p,720p");

@@ -495,6 +495,15 @@ void ClassConsumer::on_assign(rd_kafka_topic_partition_list_t* partitions) {
       assigned.push_back(entry.partition);
     }
   }
+  // Each assigned partition starts unpaused here (PartitionState::paused is false), so it must be
+  // unpaused in librdkafka too: librdkafka keeps a partition's pause across unassign and assign, so a
+  // partition paused when it was revoked (tasks were waiting in `ready`) would come back paused, and
+  // adjust_flow() would never resume it as it believes it running: nothing fetched again. Resuming before
+  // the assignment starts fetching is harmless (librdkafka issue #4686 is about resuming while fetching).
+  if (const auto resumed = rd_kafka_resume_partitions(rk_.get(), list.get()); resumed != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    spdlog::warn("{}: resume at assignment: {}", topic_, rd_kafka_err2str(resumed));
+  }
+  for (int i = 0; i < list->cnt; ++i) list->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;  // set by the resume
   if (cooperative_) {
     if (rd_kafka_error_t* error = rd_kafka_incremental_assign(rk_.get(), list.get())) {
       spdlog::error("{}: incremental assign: {}", topic_, rd_kafka_error_string(error));

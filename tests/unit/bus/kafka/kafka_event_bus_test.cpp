@@ -663,6 +663,41 @@ TEST(KafkaEventBus, RidesOutABrokerRestart) {
   EXPECT_FALSE(next_within(*again, 3s)) << "a completed task came back";
 }
 
+TEST(KafkaTaskSource, ATaskQueuedBehindARunningOneIsHandedOutAfterABrokerRestart) {
+  if (KafkaBroker::dir().empty()) GTEST_SKIP() << "the broker is not this test's to restart";
+  const KafkaOptions o = options(1);
+  KafkaEventBus bus(o);
+  auto source = bus.kafka_tasks({"hd"});
+  const auto first = make_task("hd", "720p");
+  const auto second = make_task("hd", "1080p");
+  bus.enqueue(first);
+  bus.enqueue(second);
+  auto lease = next_within(*source, 60s);
+  ASSERT_TRUE(lease);
+  ASSERT_EQ(lease->task.rendition.name, "720p");
+  // Nobody asks for more: the second is fetched and waits, and the partition is paused meanwhile.
+  std::this_thread::sleep_for(3s);
+
+  const std::string failed = KafkaBroker::restart();  // kill -9 mid-task, then the same broker again
+  ASSERT_EQ(failed, "");
+  // The group coordinator came back without this member: the partition is revoked (session time-out)...
+  const bool revoked = eventually([&] { return source->assigned_partitions() == 0; }, 30s);
+  source->complete(*lease);
+  // ... and assigned back. The task queued behind the running one must come now.
+  ASSERT_TRUE(eventually([&] { return source->assigned_partitions() == 1; }, 60s));
+  auto next = next_within(*source, 60s);
+  ASSERT_TRUE(next) << "the queued task never came (revoked during the restart: " << revoked << ")";
+  EXPECT_EQ(next->task.rendition.name, "1080p");
+  source->complete(*next);
+  EXPECT_FALSE(next_within(*source, 3s)) << "a task came twice";
+  source.reset();
+
+  // Both completions were committed.
+  auto again = bus.kafka_tasks({"hd"});
+  ASSERT_TRUE(eventually([&] { return again->assigned_partitions() == 1; }, 60s));
+  EXPECT_FALSE(next_within(*again, 3s)) << "a completed task came back";
+}
+
 TEST(KafkaTaskSource, EnqueueRefusesAClassWithoutATopic) {
   KafkaEventBus bus(options(1));
   try {
