@@ -41,3 +41,18 @@ test-e2e: build web
 
 clean:
 	rm -rf $(BUILD_DIR) web/dist
+
+# Benchmarks (issue 8), not tests: writes docs/BENCHMARKS.md (about 20 minutes on 2 cores); BENCH_QUICK=1 for a
+# smoke run into build/bench/. Uses the built binary (builds only `framepress` when it is missing).
+.PHONY: bench
+bench:
+	BUILD_DIR=$(BUILD_DIR) bench/run.sh
+
+# libFuzzer targets (fuzz/: clang, ASan and UBSan, their own tree in $(BUILD_DIR)/fuzz): `make fuzz` runs each for
+# FUZZ_SECONDS (default 300); `make fuzz-smoke` for 20 s, as `make test` does (ctest label fuzz).
+FUZZ_SECONDS ?= 300
+.PHONY: fuzz fuzz-smoke
+fuzz:
+	FUZZ_BUILD_DIR=$(abspath $(BUILD_DIR))/fuzz fuzz/run.sh --seconds $(FUZZ_SECONDS)
+fuzz-smoke:
+	FUZZ_BUILD_DIR=$(abspath $(BUILD_DIR))/fuzz fuzz/run.sh --seconds 20

@@ -28,7 +28,7 @@ offset_of() { grep -obUa -m1 -- "$2" "$1" | head -n1 | cut -d: -f1; }
 # Writes the 32-bit little-endian number $3 at byte $2 of file $1, in place.
 poke_le32() {
   local n=$3
-  printf "\\x$(printf %02x $((n & 255)))\\x$(printf %02x $(((n >> 8) & 255)))\\x$(printf %02x $(((n >> 16) & 255)))\\x$(printf %02x $(((n >> 24) & 255)))" |
+  printf '%b' "\\x$(printf %02x $((n & 255)))\\x$(printf %02x $(((n >> 8) & 255)))\\x$(printf %02x $(((n >> 16) & 255)))\\x$(printf %02x $(((n >> 24) & 255)))" |
     dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 

@@ -779,6 +779,9 @@ asio::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> connecti
   // see whole (a head, a chunk-size line, trailers) cannot grow it without end: past the bound a read
   // fails with buffer_overflow.
   beast::flat_buffer buffer(options.max_header_bytes + kReadSlack);
+  // Beast reads no more than the buffer's free capacity (512 bytes when it starts empty): reserve room
+  // for large reads up front, or an upload arrives 512 bytes a read.
+  buffer.reserve(std::min<std::size_t>(buffer.max_size(), 64 * 1024));
   bool linger = false;
   try {
     for (;;) {
