@@ -69,7 +69,14 @@ std::optional<std::int64_t> parse_clock_us(std::string_view text) {
     digits.resize(6, '0');
     micros = *parse_int(digits);
   }
-  std::int64_t total = ((*hours * 60 + *minutes) * 60 + *seconds) * 1'000'000 + micros;
+  // A hostile file can make ffmpeg print any clock: one that does not fit in 64 bits of microseconds is
+  // malformed, not an overflow.
+  std::int64_t total = 0;
+  if (__builtin_mul_overflow(*hours, 60, &total) || __builtin_add_overflow(total, *minutes, &total) ||
+      __builtin_mul_overflow(total, 60, &total) || __builtin_add_overflow(total, *seconds, &total) ||
+      __builtin_mul_overflow(total, 1'000'000, &total) || __builtin_add_overflow(total, micros, &total)) {
+    return std::nullopt;
+  }
   return negative ? -total : total;
 }
 
@@ -102,21 +109,26 @@ std::optional<ProgressBlock> ProgressParser::feed_line(std::string_view line) {
 }
 
 std::vector<ProgressBlock> ProgressParser::feed(std::string_view bytes) {
+  // A line of progress output is short; a runaway one is garbage and is dropped whole, however the bytes
+  // were cut: once the partial line is over the limit it becomes kRunaway until its newline.
+  constexpr std::size_t kMaxLine = 4096;
+  static const std::string kRunaway(1, '\0');  // no key starts with NUL, so a real partial "\0" is dropped too
   std::vector<ProgressBlock> blocks;
   while (!bytes.empty()) {
     auto nl = bytes.find('\n');
     if (nl == std::string_view::npos) {
-      partial_.append(bytes);
-      // A line of progress output is short; a runaway one is garbage and is dropped.
-      if (partial_.size() > 4096) partial_.clear();
+      if (partial_ != kRunaway) partial_.append(bytes);
+      if (partial_.size() > kMaxLine) partial_ = kRunaway;
       break;
     }
     std::optional<ProgressBlock> block;
     if (partial_.empty()) {
-      block = feed_line(bytes.substr(0, nl));
+      if (nl <= kMaxLine) block = feed_line(bytes.substr(0, nl));
     } else {
-      partial_.append(bytes.substr(0, nl));
-      block = feed_line(partial_);
+      if (partial_ != kRunaway && partial_.size() + nl <= kMaxLine) {
+        partial_.append(bytes.substr(0, nl));
+        block = feed_line(partial_);
+      }
       partial_.clear();
     }
     if (block) blocks.push_back(*block);
@@ -151,9 +163,10 @@ EncodeProgress compute_progress(const ProgressBlock& block, double source_durati
 
   p.percent = std::clamp(*position / source_duration_seconds * 100.0, 0.0, 100.0);
   const double remaining = std::max(0.0, source_duration_seconds - *position);
-  if (block.speed && *block.speed > 0) {
+  // A speed so small that the ETA overflows to infinity (a denormal "1e-320x") says nothing: fall back.
+  if (block.speed && *block.speed > 0 && std::isfinite(remaining / *block.speed)) {
     p.eta_seconds = remaining / *block.speed;
-  } else if (p.percent > 0 && wall > 0) {
+  } else if (p.percent > 0 && wall > 0 && std::isfinite(wall * (100.0 - p.percent) / p.percent)) {
     p.eta_seconds = wall * (100.0 - p.percent) / p.percent;
   }
   return p;
