@@ -372,8 +372,11 @@ Config resolve(const ConfigSources& sources, unsigned scope) {
     try {
       spec.set(config, value);
     } catch (const std::invalid_argument& e) {
+      // Client properties may carry credentials (sasl.password): a refused value is never echoed.
+      const bool may_hold_secrets = spec.info.key == "kafka.properties";
       throw Error(ErrorCode::bad_request,
-                  "invalid value '" + value + "' for " + spec.info.flag + " (from " + origin + "): expected " + e.what(),
+                  "invalid value " + (may_hold_secrets ? std::string("(not shown)") : "'" + value + "'") + " for " +
+                      spec.info.flag + " (from " + origin + "): expected " + e.what(),
                   "bad_config");
     }
   }

@@ -86,6 +86,12 @@ TEST(Config, BadValuesNameTheOptionAndWhereTheValueCameFrom) {
   bad_preset.flags = {{"encoder.preset", "warp"}};
   EXPECT_NE(error_of(bad_preset).find("one of"), std::string::npos);
 
+  ConfigSources secret;
+  secret.flags = {{"kafka.properties", "sasl.password=hunter2,oops"}};
+  auto refused = error_of(secret, kServe);
+  EXPECT_NE(refused.find("--kafka-properties"), std::string::npos) << refused;
+  EXPECT_EQ(refused.find("hunter2"), std::string::npos) << refused;
+
   ConfigSources bad_bus;
   bad_bus.flags = {{"bus", "redis://x"}};
   EXPECT_NE(error_of(bad_bus).find("--bus"), std::string::npos);
