@@ -1,5 +1,7 @@
 #include "core/ids.h"
 
+#include "core/error.h"
+
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -64,5 +66,40 @@ ObjectKey ObjectKey::rendition_of(const VideoId& id, std::string_view rendition)
 }
 
 std::string ObjectKey::prefix_of(const VideoId& id) { return "videos/" + id.str() + "/"; }
+
+std::string printable_key(std::string_view key) {
+  std::string out(key.substr(0, 120));
+  for (auto& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  if (key.size() > out.size()) out += "…";
+  return out;
+}
+
+void check_object_key(std::string_view key, bool prefix, std::size_t max_length, std::size_t max_segment) {
+  auto refuse = [&](std::string_view why) {
+    throw Error(ErrorCode::bad_request, "object store: refused key \"" + printable_key(key) + "\": " + std::string(why),
+                "bad_key");
+  };
+  if (key.empty()) refuse("it is empty");
+  if (max_length != 0 && key.size() > max_length) refuse("it is longer than " + std::to_string(max_length) + " bytes");
+  if (key.front() == '/') refuse("it is absolute");
+  for (char c : key) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) refuse("it contains a control character");
+    if (c == '\\') refuse("it contains a backslash");
+  }
+  std::size_t start = 0;
+  for (;;) {
+    const auto end = key.find('/', start);
+    const bool last = end == std::string_view::npos;
+    const auto segment = key.substr(start, last ? std::string_view::npos : end - start);
+    if (segment.empty() && !(prefix && last)) refuse("it has an empty segment");
+    if (segment == "." || segment == "..") refuse("it has a '.' or '..' segment");
+    if (max_segment != 0 && segment.size() > max_segment) refuse("a segment is too long");
+    if (last) break;
+    start = end + 1;
+  }
+}
 
 }  // namespace framepress

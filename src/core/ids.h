@@ -45,6 +45,16 @@ class ObjectKey {
   std::string value_;
 };
 
+/// A key as it may appear in a message or a log: control characters shown as '?', length capped at 120
+/// bytes, so a hostile key cannot forge log lines.
+std::string printable_key(std::string_view key);
+
+/// The one rule every object store applies to keys, so that a key valid for one is valid for all:
+/// relative, '/'-separated, no empty, "." or ".." segment (but a prefix's trailing '/'), no control
+/// character, no backslash. `max_length` and `max_segment` (0: none) are a store's own limits (S3 takes
+/// 1,024 bytes; a file name 255). Throws Error(bad_request, "bad_key") naming what is wrong.
+void check_object_key(std::string_view key, bool prefix, std::size_t max_length = 0, std::size_t max_segment = 0);
+
 }  // namespace framepress
 
 template <>

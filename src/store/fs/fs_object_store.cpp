@@ -42,43 +42,9 @@ std::string describe_errno(int error) { return std::generic_category().message(e
   throw Error(ErrorCode::not_found, "object store: no object " + key.str(), "not_found");
 }
 
-/// The key as it may appear in a message or a log: control characters shown as '?', length capped, so a
-/// hostile key cannot forge log lines.
-std::string printable(std::string_view key) {
-  std::string out(key.substr(0, 120));
-  for (auto& c : out) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  }
-  if (key.size() > out.size()) out += "…";
-  return out;
-}
-
-/// Refuses what could point outside the root or be read two ways. `prefix`: the last segment may be
-/// empty (a trailing '/').
-void validate_key(std::string_view key, bool prefix) {
-  auto refuse = [&](std::string_view why) {
-    throw Error(ErrorCode::bad_request, "object store: refused key \"" + printable(key) + "\": " + std::string(why),
-                "bad_key");
-  };
-  if (key.empty()) refuse("it is empty");
-  if (key.front() == '/') refuse("it is absolute");
-  for (char c : key) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) refuse("it contains a control character");
-    if (c == '\\') refuse("it contains a backslash");
-  }
-  std::size_t start = 0;
-  for (;;) {
-    auto end = key.find('/', start);
-    bool last = end == std::string_view::npos;
-    auto segment = key.substr(start, last ? std::string_view::npos : end - start);
-    if (segment.empty() && !(prefix && last)) refuse("it has an empty segment");
-    if (segment == "." || segment == "..") refuse("it has a '.' or '..' segment");
-    if (segment.size() > kMaxSegment) refuse("a segment is too long");
-    if (last) break;
-    start = end + 1;
-  }
-}
+/// Refuses what could point outside the root or be read two ways; a segment becomes a file name, and
+/// its temporary twin's name must still fit the file system's 255 bytes.
+void validate_key(std::string_view key, bool prefix) { check_object_key(key, prefix, 0, kMaxSegment); }
 
 /// An owned file descriptor. Not copyable; closed once.
 class FileDescriptor {
@@ -458,7 +424,7 @@ void FsObjectStore::remove_prefix(std::string_view prefix) {
     // Not empty: something was written under the prefix meanwhile, and it stays.
     throw_io("cannot remove", dir, errno);
   }
-  spdlog::debug("object store: removed {} entries under {}", removed, printable(prefix));
+  spdlog::debug("object store: removed {} entries under {}", removed, printable_key(prefix));
 }
 
 std::string FsObjectStore::describe() const { return "file://" + root_.string(); }

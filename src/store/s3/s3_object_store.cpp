@@ -31,43 +31,9 @@ constexpr std::uint64_t kMaxParts = 10'000;  // S3's limit for one multipart upl
 constexpr std::string_view kUnsignedPayload = "UNSIGNED-PAYLOAD";
 constexpr std::chrono::seconds kMaxPresignExpiry{7 * 24 * 3600};  // SigV4's limit
 
-/// The key as it may appear in a message or a log: control characters shown as '?', length capped.
-std::string printable(std::string_view key) {
-  std::string out(key.substr(0, 120));
-  for (auto& c : out) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  }
-  if (key.size() > out.size()) out += "…";
-  return out;
-}
+constexpr std::size_t kMaxKeyBytes = 1024;  // S3's limit
 
-/// The same rules as the filesystem store, so that a key valid for one is valid for the other: relative,
-/// '/'-separated, no empty, "." or ".." segment (but a prefix's trailing '/'), no control character, no
-/// backslash; at most 1,024 bytes (S3's limit).
-void validate_key(std::string_view key, bool prefix) {
-  auto refuse = [&](std::string_view why) {
-    throw Error(ErrorCode::bad_request, "object store: refused key \"" + printable(key) + "\": " + std::string(why),
-                "bad_key");
-  };
-  if (key.empty()) refuse("it is empty");
-  if (key.size() > 1024) refuse("it is longer than 1024 bytes");
-  if (key.front() == '/') refuse("it is absolute");
-  for (char c : key) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) refuse("it contains a control character");
-    if (c == '\\') refuse("it contains a backslash");
-  }
-  std::size_t start = 0;
-  for (;;) {
-    const auto end = key.find('/', start);
-    const bool last = end == std::string_view::npos;
-    const auto segment = key.substr(start, last ? std::string_view::npos : end - start);
-    if (segment.empty() && !(prefix && last)) refuse("it has an empty segment");
-    if (segment == "." || segment == "..") refuse("it has a '.' or '..' segment");
-    if (last) break;
-    start = end + 1;
-  }
-}
+void validate_key(std::string_view key, bool prefix) { check_object_key(key, prefix, kMaxKeyBytes); }
 
 std::string errno_text(int error) { return std::generic_category().message(error); }
 
@@ -260,7 +226,7 @@ void abort_multipart(S3Client& client, const std::string& key, const std::string
     if (!response.ok() && response.status != 404) client.fail(what, response);
   } catch (const std::exception& error) {
     spdlog::warn("{}: could not abort the multipart upload of {} ({}); a lifecycle rule must remove it",
-                 client.description(), printable(key), error.what());
+                 client.description(), printable_key(key), error.what());
   }
 }
 
@@ -290,7 +256,7 @@ void delete_objects(S3Client& client, const std::vector<std::string>& keys) {
     const auto code = s3::xml_values(errors.front(), "Code");
     throw Error(ErrorCode::unavailable,
                 what + ": " + std::to_string(errors.size()) + " could not be deleted (first: " +
-                    printable(key.empty() ? "" : key.front()) + ": " + (code.empty() ? "?" : code.front()) + ")",
+                    printable_key(key.empty() ? "" : key.front()) + ": " + (code.empty() ? "?" : code.front()) + ")",
                 "s3_unavailable", true);
   }
 }
@@ -350,7 +316,7 @@ class S3ObjectWriter final : public ObjectWriter {
   void flush_part() {
     if (etags_.size() >= kMaxParts) {
       throw Error(ErrorCode::payload_too_large,
-                  "object store: " + printable(key_) + " exceeds " + std::to_string(kMaxParts) + " parts of " +
+                  "object store: " + printable_key(key_) + " exceeds " + std::to_string(kMaxParts) + " parts of " +
                       std::to_string(part_size_ >> 20) + " MiB; raise part_size",
                   "s3_too_many_parts");
     }
@@ -416,7 +382,7 @@ class S3ObjectReader final : public ObjectReader {
       return request;
     });
     if (response.status == 412) {
-      throw Error(ErrorCode::unavailable, "object store: " + printable(key_) + " was replaced while being read",
+      throw Error(ErrorCode::unavailable, "object store: " + printable_key(key_) + " was replaced while being read",
                   "s3_object_changed", true);
     }
     if (!response.ok()) client_->fail(what, response);
@@ -537,7 +503,7 @@ void S3ObjectStore::put_file(const ObjectKey& key, const std::filesystem::path& 
   }
   fd.close();
   if (consume && ::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    spdlog::warn("object store: stored {} but could not remove {}: {}", printable(key.str()), path.string(),
+    spdlog::warn("object store: stored {} but could not remove {}: {}", printable_key(key.str()), path.string(),
                  errno_text(errno));
   }
 }
@@ -595,7 +561,7 @@ void S3ObjectStore::fetch_to_file(const ObjectKey& key, const std::filesystem::p
       return request;
     });
     if (response.status == 412) {
-      throw Error(ErrorCode::unavailable, "object store: " + printable(key.str()) + " was replaced while being fetched",
+      throw Error(ErrorCode::unavailable, "object store: " + printable_key(key.str()) + " was replaced while being fetched",
                   "s3_object_changed", true);
     }
     if (!response.ok()) client.fail(what, response);
@@ -669,7 +635,7 @@ void S3ObjectStore::remove_prefix(std::string_view prefix) {
     if (truncated.empty() || truncated.front() != "true" || next.empty() || next.front().empty()) break;
     token = next.front();
   }
-  spdlog::debug("object store: removed {} objects under {}", removed, printable(prefix));
+  spdlog::debug("object store: removed {} objects under {}", removed, printable_key(prefix));
 }
 
 std::optional<std::string> S3ObjectStore::presigned_url(const ObjectKey& key, std::string_view download_name,
