@@ -191,7 +191,9 @@ VideoApi::VideoApi(EventBus& bus, ObjectStore& store, Transcoder& transcoder, Jo
       transcoder_(transcoder),
       book_(book),
       options_(std::move(options)),
-      blocking_(static_cast<std::size_t>(std::max(1, options_.blocking_threads))) {
+      blocking_(static_cast<std::size_t>(std::max(1, options_.blocking_threads))),
+      unobserved_metrics_(options_.metrics ? nullptr : std::make_unique<metrics::Metrics>()),
+      metrics_(options_.metrics ? *options_.metrics : *unobserved_metrics_) {
   std::filesystem::create_directories(options_.scratch_dir);
   // Spool files of uploads that a crash cut off are of no use to anyone.
   for (const auto& entry : std::filesystem::directory_iterator(options_.scratch_dir)) {
@@ -227,11 +229,19 @@ void VideoApi::add_routes(http::Router& router) {
   router.add("POST", "/api/videos/{id}/cancel", bind(&VideoApi::cancel));
   router.add("GET", "/api/videos/{id}/source", bind(&VideoApi::source));
   router.add("GET", "/api/videos/{id}/renditions/{name}", bind(&VideoApi::rendition));
-  router.add("GET", "/api/videos/{id}/events", bind(&VideoApi::events), http::RouteKind::stream);
-  router.add("GET", "/api/events", bind(&VideoApi::multi_events), http::RouteKind::stream);
+  // An event stream counts in framepress_sse_clients for as long as its handler runs.
+  auto counted_stream = [this](http::Handler inner) -> http::Handler {
+    return [this, inner = std::move(inner)](http::Exchange& ex) -> asio::awaitable<void> {
+      auto open_stream = metrics_.sse_client();
+      co_await inner(ex);
+    };
+  };
+  router.add("GET", "/api/videos/{id}/events", counted_stream(bind(&VideoApi::events)), http::RouteKind::stream);
+  router.add("GET", "/api/events", counted_stream(bind(&VideoApi::multi_events)), http::RouteKind::stream);
   router.add("GET", "/api/presets", bind(&VideoApi::presets));
   router.add("POST", "/upload", bind(&VideoApi::prototype_upload));
-  router.add("GET", "/compression-status/{id}", bind(&VideoApi::prototype_status), http::RouteKind::stream);
+  router.add("GET", "/compression-status/{id}", counted_stream(bind(&VideoApi::prototype_status)),
+             http::RouteKind::stream);
 }
 
 json VideoApi::job_json(const JobView& job) const {
@@ -430,10 +440,17 @@ asio::awaitable<JobView> VideoApi::accept_upload(http::Exchange& ex, Upload& upl
 
 asio::awaitable<void> VideoApi::upload(http::Exchange& ex) {
   // The caller and the options are checked before the body is read: a refusal costs no upload.
-  caller(ex, Scope::upload);
-  check_options_early(ex.request(), options_);
-  Upload upload = co_await receive_upload(ex, false);
-  JobView job = co_await accept_upload(ex, upload);
+  JobView job;
+  try {
+    caller(ex, Scope::upload);
+    check_options_early(ex.request(), options_);
+    Upload upload = co_await receive_upload(ex, false);
+    job = co_await accept_upload(ex, upload);
+  } catch (...) {
+    metrics_.upload_rejected();
+    throw;  // answered by the server's error rule
+  }
+  metrics_.upload_accepted(job.created.source.size);
   http::Headers location{{"Location", "/api/videos/" + job.id.str()}};
   co_await ex.respond(reply(201, job_json(job).dump(), std::move(location)));
 }
@@ -445,12 +462,14 @@ asio::awaitable<void> VideoApi::prototype_upload(http::Exchange& ex) {
     caller(ex, Scope::upload);
     Upload upload = co_await receive_upload(ex, true);
     JobView job = co_await accept_upload(ex, upload);
+    metrics_.upload_accepted(job.created.source.size);
     json body{{"message", "File saved as " + job.id.str()}, {"video", job.id.str()}};
     co_await ex.respond(reply(200, body.dump()));
   } catch (const Error& e) {
     failure = e;
   }
   if (failure) {
+    metrics_.upload_rejected();
     json body{{"error", failure->what()}};
     co_await ex.respond(reply(http_status(failure->code()), body.dump()));
   }

@@ -18,6 +18,7 @@
 #include "core/job_book.h"
 #include "http/server.h"
 #include "media/transcoder.h"
+#include "metrics/metrics.h"
 #include "store/object_store.h"
 
 namespace framepress::api {
@@ -33,6 +34,7 @@ struct ApiOptions {
   std::string bucket = "framepress";              // the prototype's `bucket` field
   int blocking_threads = 4;                       // threads for store, probe and bus calls
   AccessControl access;                           // tokens; off by default
+  metrics::Metrics* metrics = nullptr;            // uploads and open streams are counted here; null: nowhere
 };
 
 /// Thread-safe; lives as long as the server that routes to it.
@@ -86,6 +88,8 @@ class VideoApi {
   ApiOptions options_;
   boost::asio::thread_pool blocking_;
   std::atomic<bool> ready_{false};
+  std::unique_ptr<metrics::Metrics> unobserved_metrics_;  // counts nobody reads, when no metrics were given
+  metrics::Metrics& metrics_;
 };
 
 }  // namespace framepress::api

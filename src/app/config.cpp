@@ -166,6 +166,13 @@ const std::vector<OptionSpec>& specs() {
     t.push_back(option("workers", kServe, "one per core", "encodes run in parallel",
                        [](Config& c, const std::string& v) { c.workers = to_int(v, 1, 256); },
                        {"MAX_WORKERS"}));
+    t.push_back(option("metrics_listen", kWorker, "(none: no HTTP)",
+                       "address and port where a worker answers GET /metrics, /healthz and /readyz, e.g. "
+                       "0.0.0.0:9464 (serve and api answer them on --listen)",
+                       [](Config& c, const std::string& v) {
+                         if (v.rfind(':') == std::string::npos) invalid("host:port, e.g. 0.0.0.0:9464");
+                         c.metrics_listen = v;
+                       }));
     t.push_back(option("classes", kWorker, "all", "worker classes this worker serves, e.g. hd,uhd",
                        [](Config& c, const std::string& v) { c.classes = to_list(v); }));
     t.push_back(option("max_retries", kWork, "2", "retries of a failed encode before the rendition fails",

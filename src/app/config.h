@@ -53,6 +53,7 @@ struct Config {
   // Work
   int workers = 0;                          // parallel encodes; 0: one per core
   std::vector<std::string> classes;         // worker classes this process serves; empty: all
+  std::string metrics_listen;               // a worker's /metrics, /healthz, /readyz; empty: none
   int max_retries = 2;
   int group_renditions = 8;                 // renditions of one job encoded from one decode; 1: one ffmpeg each
   LadderPolicy ladder;

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <future>
 #include <thread>
@@ -16,6 +17,8 @@
 #include "http/server.h"
 #include "http/static_files.h"
 #include "media/ffmpeg_transcoder.h"
+#include "metrics/job_metrics.h"
+#include "metrics/metrics.h"
 #include "store/fs/fs_object_store.h"
 #include "store/s3/s3_object_store.h"
 #include "store/s3/s3_options.h"
@@ -31,7 +34,8 @@ std::unique_ptr<ObjectStore> open_store(const std::string& url) {
   return std::make_unique<S3ObjectStore>(parse_s3_url(url), credentials_from_environment(process_environment()));
 }
 
-std::unique_ptr<EventBus> open_bus(const Config& config, const std::filesystem::path& data_dir) {
+std::unique_ptr<EventBus> open_bus(const Config& config, const std::filesystem::path& data_dir,
+                                   metrics::Metrics& metrics) {
   if (config.bus == "embedded") return std::make_unique<SqliteEventBus>(data_dir / "framepress.db");
   KafkaOptions options;
   options.bootstrap_servers = config.bus.substr(std::string_view("kafka://").size());
@@ -54,6 +58,9 @@ std::unique_ptr<EventBus> open_bus(const Config& config, const std::filesystem::
   options.partitions = config.kafka_partitions;
   options.replication_factor = config.kafka_replication;
   options.session_timeout = config.kafka_session_timeout;
+  options.on_consumer_lag = [&metrics](const std::string& worker_class, std::int64_t waiting) {
+    metrics.set_consumer_lag(worker_class, waiting);
+  };
   options.worker_classes.clear();
   for (const auto& c : config.ladder.classes) options.worker_classes.push_back(c.name);
   if (config.storage.rfind("s3://", 0) == 0) options.bucket = parse_s3_url(config.storage).bucket;
@@ -111,8 +118,10 @@ FfmpegOptions media_options(const Config& config) {
   return options;
 }
 
-http::ServerOptions server_options(const Config& config, const std::string& host, unsigned short port) {
+http::ServerOptions server_options(const Config& config, const std::string& host, unsigned short port,
+                                   metrics::Metrics& metrics) {
   http::ServerOptions options;
+  options.on_response = [&metrics](int status) { metrics.http_response(status); };
   options.address = host;
   options.port = port;
   options.threads = config.http_threads;
@@ -130,8 +139,10 @@ http::ServerOptions server_options(const Config& config, const std::string& host
   return options;
 }
 
-api::ApiOptions api_options(const Config& config, const std::filesystem::path& data_dir, const std::string& host) {
+api::ApiOptions api_options(const Config& config, const std::filesystem::path& data_dir, const std::string& host,
+                            metrics::Metrics& metrics) {
   api::ApiOptions options;
+  options.metrics = &metrics;
   options.scratch_dir = data_dir / "scratch";
   options.ladder = config.ladder;
   options.presets = api::quality_presets(config.encoding);
@@ -149,8 +160,10 @@ api::ApiOptions api_options(const Config& config, const std::filesystem::path& d
   return options;
 }
 
-worker::WorkerOptions worker_options(const Config& config, const std::filesystem::path& data_dir, Role role) {
+worker::WorkerOptions worker_options(const Config& config, const std::filesystem::path& data_dir, Role role,
+                                     metrics::Metrics& metrics) {
   worker::WorkerOptions options;
+  options.metrics = &metrics;
   options.concurrency = config.effective_workers();
   options.classes = config.classes;
   options.max_retries = config.max_retries;
@@ -160,6 +173,35 @@ worker::WorkerOptions worker_options(const Config& config, const std::filesystem
   ::gethostname(host, sizeof host - 1);
   options.name = role == Role::serve ? "embedded" : std::string(host) + "/" + std::to_string(::getpid());
   return options;
+}
+
+/// GET /metrics: the Prometheus exposition, with the jobs by state read from the book now. Open like
+/// /healthz (counts only, no job or user in it), so that a scraper needs no token.
+void add_metrics_route(http::Router& router, metrics::Metrics& metrics, const JobBook& book) {
+  router.add("GET", "/metrics", [&metrics, &book](http::Exchange& ex) -> boost::asio::awaitable<void> {
+    metrics::set_jobs_from(metrics, book);
+    http::Response response;
+    response.content_type = std::string(metrics::Metrics::kContentType);
+    response.body = metrics.exposition();
+    co_await ex.respond(std::move(response));
+  });
+}
+
+/// A worker's own small HTTP server (--metrics-listen): /metrics, and the probes Kubernetes asks for:
+/// /healthz (the process answers) and /readyz (the log is replayed and the workers take tasks).
+http::Router worker_router(metrics::Metrics& metrics, const JobBook& book, const std::atomic<bool>& ready) {
+  http::Router router;
+  router.add("GET", "/healthz", [](http::Exchange& ex) -> boost::asio::awaitable<void> {
+    http::Response alive{200, "application/json", {}, R"({"status":"ok"})"};  // GCC 12: no braced temporary in co_await
+    co_await ex.respond(std::move(alive));
+  });
+  router.add("GET", "/readyz", [&ready](http::Exchange& ex) -> boost::asio::awaitable<void> {
+    if (!ready) throw Error(ErrorCode::unavailable, "replaying the event log", "not_ready");
+    http::Response ready_answer{200, "application/json", {}, R"({"status":"ready"})"};
+    co_await ex.respond(std::move(ready_answer));
+  });
+  add_metrics_route(router, metrics, book);
+  return router;
 }
 
 /// Builds the parts a role needs, runs until SIGINT/SIGTERM, then stops them in order: the HTTP server
@@ -182,8 +224,10 @@ int run_role(const Config& config, Role role) {
                  "or use s3://", config.effective_storage());
   }
 
+  // Before every part that reports to it, so that it outlives them all.
+  metrics::Metrics metrics(FRAMEPRESS_VERSION, role_name(role));
   auto store = open_store(config.effective_storage());
-  auto bus = open_bus(config, data_dir);
+  auto bus = open_bus(config, data_dir, metrics);
   FfmpegTranscoder transcoder(media_options(config));
   JobBook book;
 
@@ -193,27 +237,47 @@ int run_role(const Config& config, Role role) {
   if (role != Role::worker) {
     auto [listen_host, port] = split_listen(config.listen);
     host = listen_host;
-    video_api = std::make_unique<api::VideoApi>(*bus, *store, transcoder, book, api_options(config, data_dir, host));
+    video_api = std::make_unique<api::VideoApi>(*bus, *store, transcoder, book,
+                                                api_options(config, data_dir, host, metrics));
     http::Router router;
     video_api->add_routes(router);
+    add_metrics_route(router, metrics, book);
     if (auto web = find_web_root(config)) {
       router.set_fallback(http::static_files(*web));
       spdlog::info("serving the web page from {}", web->string());
     } else {
       spdlog::warn("no web page found (build it with `make web`, or set --web-root): serving the API only");
     }
-    server = std::make_unique<http::Server>(server_options(config, host, port), std::move(router));
+    server = std::make_unique<http::Server>(server_options(config, host, port, metrics), std::move(router));
   }
   std::unique_ptr<worker::WorkerPool> workers;
+  std::atomic<bool> workers_ready{false};
   if (role != Role::api) {
-    workers = std::make_unique<worker::WorkerPool>(*bus, *store, transcoder, book, worker_options(config, data_dir, role));
+    workers = std::make_unique<worker::WorkerPool>(*bus, *store, transcoder, book,
+                                                   worker_options(config, data_dir, role, metrics));
+  }
+  if (role == Role::worker && !config.metrics_listen.empty()) {
+    auto [metrics_host, metrics_port] = split_listen(config.metrics_listen);
+    host = metrics_host;
+    auto options = server_options(config, metrics_host, metrics_port, metrics);
+    options.threads = 1;
+    server = std::make_unique<http::Server>(std::move(options), worker_router(metrics, book, workers_ready));
   }
 
   // Every role folds the event log into its book: the API answers from it, the workers see cancellations.
   std::promise<void> caught_up;
   auto replayed = caught_up.get_future();
-  auto subscription = bus->subscribe([&](LogPosition position, const Event& event) { book.apply(position, event); },
-                                     [&] { caught_up.set_value(); });
+  // Job metrics count live events only: a restart replaying the log must not count its history again.
+  std::atomic<bool> live{false};
+  auto subscription = bus->subscribe(
+      [&](LogPosition position, const Event& event) {
+        auto visible = book.apply(position, event);
+        if (live) metrics::count_job_events(metrics, visible);
+      },
+      [&] {
+        live = true;
+        caught_up.set_value();
+      });
 
   std::jthread serving;
   if (server) {
@@ -224,6 +288,7 @@ int run_role(const Config& config, Role role) {
   spdlog::info("event log replayed: {} job(s)", book.size());
   if (video_api) video_api->set_ready();
   if (workers) workers->start();
+  workers_ready = true;
 
   int received = 0;
   sigwait(&signals, &received);

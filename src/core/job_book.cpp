@@ -302,4 +302,14 @@ std::size_t JobBook::size() const {
   return jobs_.size();
 }
 
+std::map<JobState, std::size_t> JobBook::count_by_state() const {
+  std::map<JobState, std::size_t> counts;
+  for (auto state : {JobState::queued, JobState::processing, JobState::completed, JobState::failed, JobState::cancelled}) {
+    counts[state] = 0;
+  }
+  std::lock_guard lock(mutex_);
+  for (const auto& [id, entry] : jobs_) ++counts[entry.view.state];
+  return counts;
+}
+
 }  // namespace framepress

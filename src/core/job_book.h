@@ -102,6 +102,9 @@ class JobBook {
 
   std::size_t size() const;
 
+  /// How many jobs are in each state now (every state present, zeros included), for the metrics.
+  std::map<JobState, std::size_t> count_by_state() const;
+
  private:
   struct Entry {
     JobView view;

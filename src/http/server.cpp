@@ -859,6 +859,7 @@ asio::awaitable<bool> Server::Impl::serve(Connection& conn, beast::flat_buffer& 
     co_await exchange.complete();
   }
 
+  if (options.on_response && exchange.status() != 0) options.on_response(exchange.status());
   const auto& req = exchange.request();
   // The path only: a query may carry a token (EventSource cannot send headers).
   spdlog::debug("{} {} {} {} {}B {}ms", req.remote_address, req.method, req.path, exchange.status(),
@@ -977,6 +978,7 @@ asio::awaitable<void> Server::Impl::send_error(Connection& conn, int status, std
   (void)ec;
   (void)transferred;
   conn.stream.expires_never();
+  if (options.on_response) options.on_response(status);
 }
 
 asio::awaitable<void> Server::Impl::close(Connection& conn, bool linger) {

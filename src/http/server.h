@@ -142,6 +142,10 @@ struct ServerOptions {
   std::size_t max_connections = 20000;              // open connections; one more is answered 503 and closed.
                                                     // Also kept below the descriptor limit (ulimit -n).
   std::chrono::seconds retry_after{5};              // the Retry-After of those answers
+
+  /// Told the status of every answer the server sends (handlers' and its own refusals), once the answer
+  /// has ended, on an I/O thread: keep it short and thread-safe. The metrics count them.
+  std::function<void(int status)> on_response;
 };
 
 /// Binds on construction (throws Error(unavailable) when it cannot), serves from run() until stop().

@@ -141,6 +141,7 @@ EncodeProgress compute_progress(const ProgressBlock& block, double source_durati
                                 std::chrono::duration<double> elapsed) {
   EncodeProgress p;
   p.fps = std::max(0.0, block.fps);
+  p.frames = std::max<std::int64_t>(0, block.frame);
   const double wall = elapsed.count();
   const bool know_duration = source_duration_seconds > 0 && std::isfinite(source_duration_seconds);
   // Audio priming can make the first positions slightly negative.

@@ -43,6 +43,7 @@ struct EncodeProgress {
   double fps = 0;
   double speed = 0;          // media seconds per wall second
   double eta_seconds = -1;   // -1 when not yet known
+  std::int64_t frames = 0;   // frames written so far (of the first output; one decode feeds them all)
 };
 
 using ProgressSink = std::function<void(const EncodeProgress&)>;

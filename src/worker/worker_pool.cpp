@@ -53,7 +53,13 @@ struct WorkerPool::Running {
 };
 
 WorkerPool::WorkerPool(EventBus& bus, ObjectStore& store, Transcoder& transcoder, JobBook& book, WorkerOptions options)
-    : bus_(bus), store_(store), transcoder_(transcoder), book_(book), options_(std::move(options)) {
+    : bus_(bus),
+      store_(store),
+      transcoder_(transcoder),
+      book_(book),
+      options_(std::move(options)),
+      unobserved_metrics_(options_.metrics ? nullptr : std::make_unique<metrics::Metrics>()),
+      metrics_(options_.metrics ? *options_.metrics : *unobserved_metrics_) {
   std::filesystem::create_directories(options_.scratch_dir);
   // Directories of tasks a crash cut off: their tasks will run again from scratch.
   for (const auto& entry : std::filesystem::directory_iterator(options_.scratch_dir)) {
@@ -155,9 +161,21 @@ void WorkerPool::execute_group(std::vector<TaskLease> group, std::stop_token sto
   });
   if (group.empty()) return;
 
+  // One timer a task: each ends on its own (done, retry, failed, cancelled); one left running when this
+  // function unwinds records the task as handed back.
+  std::vector<metrics::TaskTimer> timers;
+  const auto taken_at = std::chrono::system_clock::now();
   for (const auto& lease : group) {
+    const auto waited = lease.enqueued_at.time_since_epoch().count() > 0 ? taken_at - lease.enqueued_at
+                                                                          : std::chrono::system_clock::duration{};
+    timers.push_back(metrics_.start_task(lease.task.rendition.worker_class, std::max(waited, decltype(waited){})));
     bus_.publish(Event{video, now_ms(), RenditionStarted{lease.task.rendition.name, lease.task.attempt, options_.name}});
   }
+  auto end_timer = [&](const TaskLease& lease, metrics::TaskOutcome outcome) {
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      if (group[i].handle == lease.handle) timers[i].end(outcome);
+    }
+  };
   spdlog::info("{} encoding {} rendition(s) from one decode", tag, group.size());
 
   std::stop_source cancel;
@@ -180,10 +198,17 @@ void WorkerPool::execute_group(std::vector<TaskLease> group, std::stop_token sto
       request.outputs.push_back(EncodeOutput{lease.task.rendition, scratch.path() / (lease.task.rendition.name + ".mp4")});
     }
 
-    auto last_report = std::chrono::steady_clock::now() - options_.progress_interval;
+    const auto encode_started = std::chrono::steady_clock::now();
+    auto last_report = encode_started - options_.progress_interval;
+    std::int64_t frames_counted = 0;
     transcoder_.encode(
         request,
         [&](const EncodeProgress& p) {
+          // One decode feeds the whole group: its frames count once, under the lead's class.
+          if (p.frames > frames_counted) {
+            metrics_.frames_encoded(lead.rendition.worker_class, static_cast<std::uint64_t>(p.frames - frames_counted));
+            frames_counted = p.frames;
+          }
           auto now = std::chrono::steady_clock::now();
           if (now - last_report < options_.progress_interval) return;
           last_report = now;
@@ -194,6 +219,10 @@ void WorkerPool::execute_group(std::vector<TaskLease> group, std::stop_token sto
           }
         },
         cancel.get_token());
+    const std::chrono::duration<double> encode_time = std::chrono::steady_clock::now() - encode_started;
+    if (frames_counted > 0 && encode_time.count() > 0) {
+      metrics_.encode_finished(lead.rendition.worker_class, static_cast<double>(frames_counted) / encode_time.count());
+    }
 
     for (std::size_t i = 0; i < group.size(); ++i) {
       const RenditionTask& task = group[i].task;
@@ -207,6 +236,7 @@ void WorkerPool::execute_group(std::vector<TaskLease> group, std::stop_token sto
                                        task.rendition.width, task.rendition.height}});
       spdlog::info("[{} {}] done: {} bytes, {} kbit/s", video.str(), task.rendition.name, size, bit_rate / 1000);
       tasks_->complete(group[i]);
+      timers[i].end(metrics::TaskOutcome::done);
       std::erase_if(pending, [&](const TaskLease& l) { return l.handle == group[i].handle; });
     }
     // Deleted while the outputs were being stored: do not leave them behind.
@@ -218,7 +248,10 @@ void WorkerPool::execute_group(std::vector<TaskLease> group, std::stop_token sto
     }
     if (cancel.stop_requested()) {
       spdlog::info("{} stopped: the job was cancelled", tag);
-      for (const auto& lease : pending) tasks_->complete(lease);
+      for (const auto& lease : pending) {
+        tasks_->complete(lease);
+        end_timer(lease, metrics::TaskOutcome::cancelled);
+      }
       return;
     }
     // Anything but a framepress::Error (a full scratch disk, say) is a fault of this attempt, worth another.
@@ -235,8 +268,10 @@ void WorkerPool::execute_group(std::vector<TaskLease> group, std::stop_token sto
         next.attempt += 1;
         bus_.enqueue(next, options_.retry_backoff * (1 << (task.attempt - 1)));
         tasks_->complete(lease);
+        end_timer(lease, metrics::TaskOutcome::retry);
       } else {
         tasks_->dead_letter(lease, e.what());
+        end_timer(lease, metrics::TaskOutcome::failed);
       }
     }
   }

@@ -16,6 +16,7 @@
 #include "bus/event_bus.h"
 #include "core/job_book.h"
 #include "media/transcoder.h"
+#include "metrics/metrics.h"
 #include "store/object_store.h"
 
 namespace framepress::worker {
@@ -30,6 +31,7 @@ struct WorkerOptions {
   std::chrono::seconds unknown_job_grace{30};             // how long to wait for the book to learn a new job
   std::filesystem::path scratch_dir;                      // one directory per task below it
   std::string name = "worker";                            // shown in rendition.started
+  metrics::Metrics* metrics = nullptr;                    // task and encode metrics go here; null: nowhere
 };
 
 /// Reads the job book (never writes it) to skip work for jobs that were cancelled or deleted and to kill
@@ -58,6 +60,8 @@ class WorkerPool {
   Transcoder& transcoder_;
   JobBook& book_;
   WorkerOptions options_;
+  std::unique_ptr<metrics::Metrics> unobserved_metrics_;  // when no metrics were given
+  metrics::Metrics& metrics_;
   std::unique_ptr<TaskSource> tasks_;
   std::vector<std::jthread> threads_;
   std::uint64_t listener_ = 0;

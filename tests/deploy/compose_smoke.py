@@ -166,7 +166,7 @@ def main():
                 env[key] = rewrite(value, name)
             port = None
             for i, arg in enumerate(argv):
-                if arg == "--listen":
+                if arg in ("--listen", "--metrics-listen"):  # a worker's probes and metrics are on the latter
                     port = free_port()
                     argv[i + 1] = f"127.0.0.1:{port}"
             services[name] = dict(argv=argv, env=env, port=port)

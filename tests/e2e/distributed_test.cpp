@@ -147,6 +147,39 @@ TEST_F(DistributedTest, WorkerPoolsPerClassShareTheWorkAndEveryJobCompletes) {
   EXPECT_TRUE(shared) << "the two sd workers never shared a job";
 }
 
+TEST_F(DistributedTest, AWorkerAnswersProbesAndMetricsOnItsOwnPort) {
+  workers.push_back(start("worker", "metered", {"--classes", "sd", "--concurrency", "1", "--metrics-listen", "127.0.0.1:0"}));
+  const std::string worker_url = workers.back()->url();
+  ASSERT_FALSE(worker_url.empty()) << workers.back()->log();
+  EXPECT_EQ(http_get(worker_url + "/healthz").status, 200);
+  EXPECT_EQ(http_get(worker_url + "/readyz").status, 200);
+  EXPECT_EQ(http_get(worker_url + "/api/videos").status, 404);  // a worker serves no API
+
+  auto clip = testing::make_clip(media.path(), "metered", {.width = 426, .height = 240, .seconds = 2});
+  const std::string id = upload(clip, "144p,240p");
+  ASSERT_FALSE(id.empty());
+  auto stream = follow_job(api->url(), id, std::chrono::seconds(240));
+  ASSERT_EQ(stream.events.back().event, "completed") << stream.events.back().data;
+
+  EXPECT_EQ(metric_value(worker_url, R"(framepress_build_info{role="worker",version=")" + std::string(FRAMEPRESS_VERSION) + "\"}"), 1);
+  EXPECT_EQ(metric_value(worker_url, R"(framepress_task_duration_seconds_count{class="sd",outcome="done"})"), 2);
+  EXPECT_GT(metric_value(worker_url, R"(framepress_encoded_frames_total{class="sd"})"), 0);
+  // The consumer lag is reported every few seconds: once both tasks are committed, nothing waits.
+  double lag = -1;
+  for (int i = 0; i < 300 && lag != 0; ++i) {
+    lag = metric_value(worker_url, R"(framepress_consumer_lag{class="sd"})");
+    if (lag != 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(lag, 0);
+  // The API counted the upload; both processes fold the same log into the same job states.
+  EXPECT_EQ(metric_value(api->url(), R"(framepress_uploads_total{result="accepted"})"), 1);
+  EXPECT_EQ(metric_value(api->url(), R"(framepress_jobs{state="completed"})"), 1);
+  EXPECT_EQ(metric_value(worker_url, R"(framepress_jobs{state="completed"})"), 1);
+  EXPECT_EQ(metric_value(api->url(), R"(framepress_jobs_ended_total{state="completed"})"), 1);
+  EXPECT_EQ(metric_value(api->url(), R"(framepress_task_duration_seconds_count{class="sd",outcome="done"})"), -1)
+      << "the api encodes nothing";
+}
+
 TEST_F(DistributedTest, AWorkerKilledMidEncodeLosesNothing) {
   start_worker("sd,hd,uhd");
   auto clip = testing::make_clip(media.path(), "long", {.width = 1280, .height = 720, .seconds = 20});

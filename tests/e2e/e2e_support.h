@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
+#include <string>
 
 #include "e2e/framepress_process.h"
 #include "e2e/http_client.h"
@@ -20,6 +22,13 @@ SseResult follow_job(const std::string& url, const std::string& id, std::chrono:
 
 /// The names of the events in order.
 std::vector<std::string> event_names(const SseResult& result);
+
+/// The samples of a Prometheus text exposition (GET /metrics): "name{labels}" (as written) → value.
+/// Fails the test on a line that is neither a comment nor a sample.
+std::map<std::string, double> metric_samples(const std::string& exposition);
+
+/// The value of one series of GET `url`/metrics, or -1 when the process does not expose it.
+double metric_value(const std::string& url, const std::string& series);
 
 /// Regular files under `dir`, recursively, relative to it.
 std::vector<std::string> files_under(const std::filesystem::path& dir);

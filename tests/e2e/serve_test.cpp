@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <random>
 #include <set>
 #include <thread>
@@ -414,6 +415,65 @@ TEST_F(ServeTest, SubmitFromTheCommandLine) {
   EXPECT_NE(exit_code, 0);
   testing::run_command({framepress_binary().string(), "submit", "/nonexistent.mp4", "--server", url()}, &exit_code);
   EXPECT_NE(exit_code, 0);
+}
+
+TEST_F(ServeTest, MetricsCountUploadsJobsTasksAndAnswers) {
+  // Each test runs in a process of its own with a server of its own: every count starts at zero here.
+  auto file = clip("metrics", {.width = 426, .height = 240, .seconds = 2});
+  auto job = upload_and_finish(file);
+  ASSERT_TRUE(job.is_object());
+  // 240p source: 144p and 240p, both of class sd.
+  ASSERT_EQ(job["renditions"].size(), 2u);
+  expect_error(http_request("POST", url() + "/api/videos", "hello", {"Content-Type: text/plain"}), 415,
+               "unsupported_media_type");
+
+  const std::map<std::string, double> expected{
+      {R"(framepress_build_info{role="serve",version=")" + std::string(FRAMEPRESS_VERSION) + "\"}", 1},
+      {R"(framepress_uploads_total{result="accepted"})", 1},
+      {R"(framepress_uploads_total{result="rejected"})", 1},
+      {"framepress_upload_bytes_total", static_cast<double>(std::filesystem::file_size(file))},
+      {"framepress_jobs_created_total", 1},
+      {R"(framepress_jobs_ended_total{state="completed"})", 1},
+      {R"(framepress_jobs{state="completed"})", 1},
+      {R"(framepress_jobs{state="processing"})", 0},
+      // Each rendition a task that waited in the queue, then ended done; none runs now.
+      {R"(framepress_task_duration_seconds_count{class="sd",outcome="done"})", 2},
+      {R"(framepress_task_queue_wait_seconds_count{class="sd"})", 2},
+      {R"(framepress_tasks_running{class="sd"})", 0},
+      {R"(framepress_http_responses_total{code="201"})", 1},
+      {R"(framepress_http_errors_total{code="415"})", 1},
+      {"framepress_sse_clients", 0},
+  };
+  // A worker ends a task's timer just after publishing its rendition.done, and the server counts an answer
+  // once it is over: the counts settle a moment after the client has seen the end. Wait for them, boundedly.
+  std::string exposition;
+  std::map<std::string, double> samples;
+  auto settled = [&] {
+    for (const auto& [series, value] : expected) {
+      auto it = samples.find(series);
+      if (it == samples.end() || it->second != value) return false;
+    }
+    return true;
+  };
+  for (int i = 0; i < 200 && (samples.empty() || !settled()); ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto response = http_get(url() + "/metrics");
+    ASSERT_EQ(response.status, 200);
+    EXPECT_EQ(response.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    exposition = response.body;
+    samples = metric_samples(exposition);
+  }
+  for (const auto& [series, value] : expected) {
+    auto it = samples.find(series);
+    ASSERT_NE(it, samples.end()) << series << " missing from\n" << exposition;
+    EXPECT_EQ(it->second, value) << series;
+  }
+  EXPECT_GT(samples[R"(framepress_encoded_frames_total{class="sd"})"], 0);
+  // One encode when a worker took both renditions into one decode, two when it began the first before the
+  // second was queued.
+  EXPECT_GE(samples[R"(framepress_encode_fps_count{class="sd"})"], 1);
+  EXPECT_LE(samples[R"(framepress_encode_fps_count{class="sd"})"], 2);
+  EXPECT_EQ(samples.count(R"(framepress_http_errors_total{code="201"})"), 0u);
 }
 
 TEST(ServeAlone, UploadOverTheLimitIs413WithoutReadingIt) {

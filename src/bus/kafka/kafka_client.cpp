@@ -186,6 +186,12 @@ void ensure_topics(rd_kafka_t* rk, const KafkaOptions& options, const std::vecto
       throw Error(ErrorCode::internal, fmt::format("cannot create Kafka topic {}: {}", topic->name, reason), "kafka_config");
     }
     requests.push_back(request);
+    for (const auto& [name, value] : topic->config) {
+      if (rd_kafka_NewTopic_set_config(request, name.c_str(), value.c_str()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        free_requests();
+        throw Error(ErrorCode::internal, fmt::format("cannot set {} of Kafka topic {}", name, topic->name), "kafka_config");
+      }
+    }
   }
   rd_kafka_AdminOptions_t* admin = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
   char reason[512];

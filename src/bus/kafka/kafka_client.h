@@ -69,6 +69,9 @@ std::map<std::string, int> partition_counts(rd_kafka_t* rk, const KafkaOptions& 
 struct TopicSpec {
   std::string name;
   int partitions = 1;
+  /// Topic configuration set when the bus creates the topic ("retention.ms" = "-1"); an existing topic's
+  /// is left as its operator set it.
+  std::map<std::string, std::string> config;
 };
 
 /// Creates the topics of `topics` that are missing and waits until the cluster's metadata shows every

@@ -260,7 +260,10 @@ KafkaEventBus::KafkaEventBus(KafkaOptions options) : core_(std::make_shared<Kafk
   validate(o);
   core_->producer = std::make_unique<kafka::Producer>(o);
 
-  std::vector<kafka::TopicSpec> topics{{o.events_topic, o.partitions},
+  // The events topic is the jobs' state, replayed by every process from its start: it must never expire
+  // (the broker's default retention is 7 days). Keyed by job, and a deleted job's events stay until an
+  // operator compacts or trims them (docs/OPERATIONS.md).
+  std::vector<kafka::TopicSpec> topics{{o.events_topic, o.partitions, {{"retention.ms", "-1"}, {"retention.bytes", "-1"}}},
                                        {o.upload_topic, o.side_partitions},
                                        {o.compress_topic, o.side_partitions},
                                        {o.dead_letter_topic, o.side_partitions}};

@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -74,6 +75,11 @@ struct KafkaOptions {
   /// How long publish() and enqueue() keep trying to deliver (message.timeout.ms): long enough to ride
   /// out a broker restart.
   std::chrono::milliseconds delivery_timeout{60000};
+
+  /// Told, every few seconds on a task source's poll thread, how many tasks of a class wait in the
+  /// partitions this process holds: the high watermark as last fetched minus the commit point, summed.
+  /// The metrics' consumer lag; keep it short.
+  std::function<void(const std::string& worker_class, std::int64_t waiting)> on_consumer_lag;
 };
 
 /// Hands out the tasks of some worker classes of a KafkaEventBus: one consumer a class, in that class's

@@ -153,6 +153,8 @@ class ClassConsumer {
   void remember(std::int32_t p, const OffsetTracker& tracker);
   void release_due();
   void adjust_flow();
+  /// Tells KafkaOptions::on_consumer_lag what waits in this consumer's partitions, every few seconds.
+  void report_lag();
   /// Commits every partition of `only` (all when empty) whose commit point moved; `sync` waits for it.
   void commit(const std::vector<std::int32_t>& only, bool sync);
   void send_to_dead_letters(const rd_kafka_message_t& message, const std::string& reason);
@@ -190,6 +192,7 @@ class ClassConsumer {
   // Poll thread only.
   bool cooperative_ = false;
   Clock::time_point commit_not_before_{};
+  Clock::time_point next_lag_report_{};
 };
 
 // ---- ClassConsumer -----------------------------------------------------------------------------
@@ -246,6 +249,7 @@ void ClassConsumer::run() {
     release_due();
     adjust_flow();
     commit({}, /*sync=*/false);
+    report_lag();
     kafka::Message message(rd_kafka_consumer_poll(rk_.get(), 100));
     if (!message) continue;
     if (message->err) {
@@ -255,6 +259,32 @@ void ClassConsumer::run() {
     }
     on_message(*message);
   }
+}
+
+void ClassConsumer::report_lag() {
+  const auto& report = source_.core->options.on_consumer_lag;
+  if (!report || Clock::now() < next_lag_report_) return;
+  next_lag_report_ = Clock::now() + std::chrono::seconds(5);
+  std::vector<std::pair<std::int32_t, std::optional<std::int64_t>>> commit_points;
+  {
+    std::lock_guard lock(source_.mutex);
+    for (const auto& [p, state] : partitions_) {
+      auto point = state.tracker.commit();
+      commit_points.emplace_back(p, point ? std::optional(point->offset) : std::nullopt);
+    }
+  }
+  std::int64_t waiting = 0;
+  for (const auto& [p, committed] : commit_points) {
+    // The watermarks librdkafka cached from its last fetch of the partition: no broker round trip on
+    // the poll thread. A paused partition's is as old as its last fetch.
+    std::int64_t low = 0, high = 0;
+    if (rd_kafka_get_watermark_offsets(rk_.get(), topic_.c_str(), p, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0) {
+      continue;
+    }
+    waiting += std::max<std::int64_t>(0, high - committed.value_or(std::max<std::int64_t>(low, 0)));
+  }
+  report(class_, waiting);
 }
 
 void ClassConsumer::on_message(const rd_kafka_message_t& message) {

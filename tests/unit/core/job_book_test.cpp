@@ -50,6 +50,21 @@ TEST_F(JobBookTest, AJobRunsFromQueuedToCompleted) {
   EXPECT_EQ(view().last_event_id, last[1].id);
 }
 
+TEST_F(JobBookTest, CountsJobsByStateWithEveryStateNamed) {
+  auto counts = book.count_by_state();
+  EXPECT_EQ(counts.size(), 5u);  // zeros included, so a state that emptied reads 0
+  EXPECT_EQ(counts[JobState::queued], 1u);
+  EXPECT_EQ(counts[JobState::processing], 0u);
+  apply(RenditionStarted{"360p", 1, "w"});
+  counts = book.count_by_state();
+  EXPECT_EQ(counts[JobState::queued], 0u);
+  EXPECT_EQ(counts[JobState::processing], 1u);
+  apply(JobCancelled{});
+  counts = book.count_by_state();
+  EXPECT_EQ(counts[JobState::processing], 0u);
+  EXPECT_EQ(counts[JobState::cancelled], 1u);
+}
+
 TEST_F(JobBookTest, DuplicatesAndLateEventsAreDropped) {
   apply(RenditionStarted{"360p", 1, "w"});
   EXPECT_EQ(apply(RenditionDone{"360p", ObjectKey("k"), 10, 20, 1, 640, 360}).size(), 1u);

@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <thread>
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -647,6 +649,56 @@ TEST_F(NoCorsServerTest, SendsNoCorsHeaders) {
   for (const auto& [name, value] : response.headers) EXPECT_FALSE(name.starts_with("access-control-")) << name;
   // No preflight answer either: OPTIONS is routed like any method.
   EXPECT_EQ(curl_.request("OPTIONS", server_.url("/hello")).status, 405);
+}
+
+/// Collects what ServerOptions::on_response is told (on the server's I/O threads).
+struct ObservedStatuses {
+  std::mutex mutex;
+  std::vector<int> statuses;
+  /// The statuses once `count` have come; the hook runs after the answer is sent, so the client may read
+  /// it first: wait for it, boundedly.
+  std::vector<int> wait_for(std::size_t count) {
+    for (int i = 0; i < 500; ++i) {
+      {
+        std::lock_guard lock(mutex);
+        if (statuses.size() >= count) return statuses;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::lock_guard lock(mutex);
+    return statuses;
+  }
+};
+
+class ObservedServerTest : public ServerTest {
+ protected:
+  static ServerOptions options(ObservedStatuses& observed) {
+    ServerOptions o;
+    o.on_response = [&observed](int status) {
+      std::lock_guard lock(observed.mutex);
+      observed.statuses.push_back(status);
+    };
+    return o;
+  }
+  ObservedServerTest() : ServerTest(options(observed_)) {
+    std::lock_guard lock(observed_.mutex);
+    observed_.statuses.clear();
+  }
+  static inline ObservedStatuses observed_;  // static: it must outlive the server the base class owns
+};
+
+TEST_F(ObservedServerTest, EveryAnswerIsReportedWithItsStatus) {
+  EXPECT_EQ(curl_.request("GET", server_.url("/hello")).status, 200);
+  EXPECT_EQ(curl_.request("GET", server_.url("/nope")).status, 404);
+  {
+    RawClient client(server_.port());  // refused by the server itself, before any handler
+    client.send("GET /hello HTTP/1.1\r\nHost: x\r\nCookie: " + std::string(32 * 1024, 'c') + "\r\n\r\n");
+    auto raw = client.read_to_end();
+    EXPECT_EQ(test::take_response(raw).status, 431);
+  }
+  auto statuses = observed_.wait_for(3);
+  std::sort(statuses.begin(), statuses.end());
+  EXPECT_EQ(statuses, (std::vector<int>{200, 404, 431}));
 }
 
 TEST(ServerLifecycle, StopEndsAnOpenStream) {

@@ -114,6 +114,14 @@ TEST(ComputeProgress, PercentAndEtaFromSpeed) {
   EXPECT_DOUBLE_EQ(p.fps, 30);
 }
 
+TEST(ComputeProgress, CarriesTheFrameCountForTheEncodeMetrics) {
+  ProgressBlock b = at(5);
+  b.frame = 150;
+  EXPECT_EQ(compute_progress(b, 20, 1s).frames, 150);
+  b.frame = -3;  // nonsense from a broken line is no negative count
+  EXPECT_EQ(compute_progress(b, 20, 1s).frames, 0);
+}
+
 TEST(ComputeProgress, EtaFromElapsedWhenSpeedUnknown) {
   auto p = compute_progress(at(5), 20, 10s);
   EXPECT_DOUBLE_EQ(p.percent, 25);

@@ -317,6 +317,14 @@ TEST(KafkaEventBus, PrototypeTopicsGetThePrototypesMessages) {
   EXPECT_EQ(done.at("size"), 123456);
 }
 
+TEST(KafkaEventBus, TheEventsTopicIsCreatedToBeKeptForeverAndTheOthersAreNot) {
+  const KafkaOptions o = options();
+  KafkaEventBus bus(o);
+  // The events are the jobs' state, replayed by every process: the broker's 7-day default would lose jobs.
+  EXPECT_EQ(testing::topic_config(o.bootstrap_servers, o.events_topic, "retention.ms"), "-1");
+  EXPECT_NE(testing::topic_config(o.bootstrap_servers, o.tasks_topic_prefix + "sd", "retention.ms"), "-1");
+}
+
 TEST(KafkaEventBus, AnUnreachableBrokerGivesAClearErrorAtStartUp) {
   // A port nobody listens on: bound, then released.
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -131,6 +131,35 @@ Committed committed_offset(const std::string& bootstrap, const std::string& grou
   return result;
 }
 
+std::string topic_config(const std::string& bootstrap, const std::string& topic, const std::string& name) {
+  auto admin = client(RD_KAFKA_PRODUCER, bootstrap, {});
+  rd_kafka_ConfigResource_t* resource = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+  std::unique_ptr<rd_kafka_queue_t, decltype(&rd_kafka_queue_destroy)> queue(rd_kafka_queue_new(admin.get()),
+                                                                              &rd_kafka_queue_destroy);
+  rd_kafka_DescribeConfigs(admin.get(), &resource, 1, nullptr, queue.get());
+  rd_kafka_ConfigResource_destroy(resource);
+  std::unique_ptr<rd_kafka_event_t, decltype(&rd_kafka_event_destroy)> event(rd_kafka_queue_poll(queue.get(), 30000),
+                                                                             &rd_kafka_event_destroy);
+  if (!event || rd_kafka_event_error(event.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw std::runtime_error("DescribeConfigs of " + topic + " failed" +
+                             (event ? std::string(": ") + rd_kafka_event_error_string(event.get()) : std::string()));
+  }
+  size_t count = 0;
+  const rd_kafka_ConfigResource_t** resources =
+      rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(event.get()), &count);
+  for (size_t r = 0; r < count; ++r) {
+    size_t entries = 0;
+    const rd_kafka_ConfigEntry_t** configs = rd_kafka_ConfigResource_configs(resources[r], &entries);
+    for (size_t i = 0; i < entries; ++i) {
+      if (name == rd_kafka_ConfigEntry_name(configs[i])) {
+        const char* value = rd_kafka_ConfigEntry_value(configs[i]);
+        return value ? value : "";
+      }
+    }
+  }
+  throw std::runtime_error("the broker describes no " + name + " for " + topic);
+}
+
 bool eventually(const std::function<bool()>& predicate, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   while (!predicate()) {

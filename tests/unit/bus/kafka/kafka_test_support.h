@@ -42,6 +42,10 @@ struct Committed {
 };
 Committed committed_offset(const std::string& bootstrap, const std::string& group, const std::string& topic);
 
+/// The value of the configuration entry `name` of `topic` as the broker describes it (its default when
+/// the topic does not set it). Throws std::runtime_error when the broker does not answer.
+std::string topic_config(const std::string& bootstrap, const std::string& topic, const std::string& name);
+
 /// Calls `predicate` every 50 ms until it is true or `timeout` passed; returns its last answer.
 bool eventually(const std::function<bool()>& predicate, std::chrono::milliseconds timeout);
 
