@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -43,8 +44,11 @@ void FramepressProcess::start() {
   static std::atomic<int> process_count{0};
   log_path_ = data_dir_ / (role_ + "-" + std::to_string(::getpid()) + "-" + std::to_string(++process_count) + ".log");
   ++starts_;
-  std::vector<std::string> args{framepress_binary().string(), role_, "--data-dir", data_dir_.string(),
-                                "--log-format", "text"};
+  std::vector<std::string> args{framepress_binary().string(), role_, "--data-dir", data_dir_.string()};
+  // Text logs unless the test asks for another format (the JSON log test).
+  if (std::find(extra_args_.begin(), extra_args_.end(), "--log-format") == extra_args_.end()) {
+    args.insert(args.end(), {"--log-format", "text"});
+  }
   if (role_ != "worker") args.insert(args.end(), {"--listen", "127.0.0.1:0"});
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   pid_ = ::fork();

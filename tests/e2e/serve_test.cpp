@@ -7,6 +7,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "e2e/e2e_support.h"
@@ -474,6 +475,40 @@ TEST_F(ServeTest, MetricsCountUploadsJobsTasksAndAnswers) {
   EXPECT_GE(samples[R"(framepress_encode_fps_count{class="sd"})"], 1);
   EXPECT_LE(samples[R"(framepress_encode_fps_count{class="sd"})"], 2);
   EXPECT_EQ(samples.count(R"(framepress_http_errors_total{code="201"})"), 0u);
+}
+
+TEST(ServeAlone, JsonLogsNameTheJobAndRenditionOnEveryLineAboutThem) {
+  TempDir data;
+  TempDir media;
+  auto args = fast_encoding_args();
+  args.insert(args.end(), {"--log-format", "json"});
+  FramepressProcess server(data.path(), args);
+  auto clip = testing::make_clip(media.path(), "logged", {.width = 426, .height = 240, .seconds = 1});
+  auto created = upload_file(server.url() + "/api/videos", clip);
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string id = created.json()["id"];
+  ASSERT_EQ(follow_job(server.url(), id).events.back().event, "completed");
+  EXPECT_EQ(server.stop(), 0);
+
+  std::istringstream log(server.log());
+  int lines = 0, about_the_job = 0, with_rendition = 0;
+  for (std::string line; std::getline(log, line);) {
+    ++lines;
+    auto entry = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_TRUE(entry.is_object()) << "not a JSON line: " << line;
+    EXPECT_TRUE(entry.contains("time") && entry.contains("level") && entry.contains("message")) << line;
+    if (line.find(id) == std::string::npos) continue;
+    ++about_the_job;
+    EXPECT_EQ(entry.value("video_id", ""), id) << line;
+    EXPECT_EQ(entry["message"].get<std::string>().find(id), std::string::npos) << "the id belongs in video_id: " << line;
+    if (entry.contains("rendition")) {
+      ++with_rendition;
+      EXPECT_NE(entry["rendition"].get<std::string>().find("p"), std::string::npos) << line;
+    }
+  }
+  EXPECT_GT(lines, 3);
+  EXPECT_GE(about_the_job, 3);   // accepted, encoding, done …
+  EXPECT_GE(with_rendition, 2);  // each rendition's "done"
 }
 
 TEST(ServeAlone, UploadOverTheLimitIs413WithoutReadingIt) {
