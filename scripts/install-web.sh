@@ -16,10 +16,7 @@ fi
 
 if [ ! -x /usr/bin/chromium ]; then
   echo "install-web: installing Debian's chromium" >&2
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium
+  "$(dirname "$0")/apt-install.sh" chromium
 fi
 
 mkdir -p "$cache"

@@ -40,16 +40,6 @@ log() {
   echo "kafka.sh: $*" >&2
 }
 
-as_root() {
-  if [[ $(id -u) -eq 0 ]]; then
-    "$@"
-  elif command -v sudo >/dev/null; then
-    sudo "$@"
-  else
-    die "need root (or sudo) to run: $*"
-  fi
-}
-
 # ---- install ------------------------------------------------------------------------------------
 
 install_debian_packages() {
@@ -61,8 +51,7 @@ install_debian_packages() {
   command -v mvn >/dev/null || missing+=(maven)
   if ((${#missing[@]} > 0)); then
     log "installing ${missing[*]}"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" "${missing[@]}" >/dev/null
   fi
 }
 

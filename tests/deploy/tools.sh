@@ -23,20 +23,11 @@ python_with_yaml() {
   return 1
 }
 
-as_root() {
-  if [[ $(id -u) -eq 0 ]]; then
-    "$@"
-  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-    sudo "$@"
-  else
-    return 1
-  fi
-}
 
 apt_install() {
   command -v apt-get >/dev/null || return 1
   echo "deploy tools: installing $*" >&2
-  as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  "$(dirname "${BASH_SOURCE[0]}")/../../scripts/apt-install.sh" "$@" >/dev/null
 }
 
 cmd_install() {
