@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -73,7 +74,25 @@ class WorkerPoolTest : public ::testing::Test {
     o.scratch_dir = dir.path() / "scratch";
     o.retry_backoff = 10ms;
     o.progress_interval = 0ms;
+    o.metrics = &metrics;
     return o;
+  }
+
+  /// framepress_task_duration_seconds_count of class sd and `outcome`, once it reaches `expected` (a
+  /// task's timer ends just after its events are published, so a moment after the book shows them).
+  double tasks_ended(const std::string& outcome, double expected) {
+    const std::string series = R"(framepress_task_duration_seconds_count{class="sd",outcome=")" + outcome + "\"} ";
+    double value = 0;
+    for (int i = 0; i < 500; ++i) {
+      std::istringstream text(metrics.exposition());
+      value = 0;
+      for (std::string line; std::getline(text, line);) {
+        if (line.rfind(series, 0) == 0) value = std::stod(line.substr(series.size()));
+      }
+      if (value == expected) break;
+      std::this_thread::sleep_for(10ms);
+    }
+    return value;
   }
 
   /// Publishes a job and queues its renditions, as the API does.
@@ -112,6 +131,7 @@ class WorkerPoolTest : public ::testing::Test {
   std::unique_ptr<JobBook> book;
   std::unique_ptr<Subscription> subscription;
   ScriptedTranscoder transcoder;
+  metrics::Metrics metrics;  // before the pool, which reports to it
   std::unique_ptr<WorkerPool> pool;
 };
 
@@ -151,6 +171,8 @@ TEST_F(WorkerPoolTest, AFailedAttemptIsRetried) {
   EXPECT_EQ(job.state, JobState::completed);
   EXPECT_EQ(job.renditions[0].attempt, 2);
   EXPECT_EQ(transcoder.calls, 2);
+  EXPECT_EQ(tasks_ended("retry", 1), 1);
+  EXPECT_EQ(tasks_ended("done", 1), 1);
 }
 
 TEST_F(WorkerPoolTest, AfterTheLastRetryTheRenditionFailsWithTheEncodersWords) {
@@ -164,6 +186,9 @@ TEST_F(WorkerPoolTest, AfterTheLastRetryTheRenditionFailsWithTheEncodersWords) {
   EXPECT_EQ(job.renditions[0].state, RenditionState::failed);
   EXPECT_NE(job.error.find("boom at frame 12"), std::string::npos) << job.error;
   EXPECT_FALSE(store->stat(ObjectKey::rendition_of(id, "144p")).has_value());
+  EXPECT_EQ(tasks_ended("retry", 2), 2);
+  EXPECT_EQ(tasks_ended("failed", 1), 1);
+  EXPECT_EQ(tasks_ended("done", 0), 0);
 }
 
 TEST_F(WorkerPoolTest, CancelStopsTheRunningEncode) {
@@ -178,6 +203,7 @@ TEST_F(WorkerPoolTest, CancelStopsTheRunningEncode) {
   for (int i = 0; i < 500 && bus->stats().leased_tasks > 0; ++i) std::this_thread::sleep_for(10ms);
   EXPECT_EQ(bus->stats().leased_tasks, 0u);  // the cancelled task is finished, not handed out again
   EXPECT_EQ(transcoder.calls, 1);
+  EXPECT_EQ(tasks_ended("cancelled", 1), 1);
 }
 
 TEST_F(WorkerPoolTest, StoppingHandsTheTaskBack) {
@@ -189,6 +215,7 @@ TEST_F(WorkerPoolTest, StoppingHandsTheTaskBack) {
   ASSERT_TRUE(transcoder.started);
   pool->stop();
   EXPECT_EQ(bus->stats().leased_tasks, 1u);
+  EXPECT_EQ(tasks_ended("handed_back", 1), 1);
   EXPECT_NE(book->get(id)->state, JobState::failed);
 
   // The next process takes it from the start.
