@@ -14,8 +14,10 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <iostream>
+#include <cstring>
+#include <functional>
 #include <fstream>
+#include <iostream>
 #include <iterator>
 #include <thread>
 
