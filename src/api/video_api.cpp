@@ -31,6 +31,9 @@ using nlohmann::json;
 namespace {
 
 constexpr std::size_t kBodyBufferBytes = 1 << 20;     // the fixed buffer every upload streams through
+// Bytes gathered before they are handed to the store's writer (one hop to the blocking pool per batch).
+// What waits is at most one batch plus one body read: memory stays flat whatever the upload's size.
+constexpr std::size_t kStoreBatchBytes = 1 << 20;
 constexpr std::size_t kDownloadChunkBytes = 256 << 10;
 constexpr std::size_t kMaxFormFieldBytes = 1024;
 constexpr std::size_t kMaxJobsPerStream = 100;
@@ -75,6 +78,19 @@ class ScratchFile {
   int fd_ = -1;
   std::uint64_t size_ = 0;
 };
+
+/// The type the client declared for the file, when it is a plain video/* one, for the stored object's
+/// metadata (the probe has not run yet when the store's writer is created).
+std::string declared_content_type(std::string_view declared) {
+  std::string type;
+  for (char c : declared.substr(0, declared.find(';'))) {
+    if (c == ' ') continue;
+    type += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  const bool plain = type.size() > 6 && type.size() < 64 && type.rfind("video/", 0) == 0 &&
+                     type.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789/.+-") == std::string::npos;
+  return plain ? type : "application/octet-stream";
+}
 
 std::vector<std::string> split_list(std::string_view text) {
   std::vector<std::string> out;
@@ -177,12 +193,36 @@ json json_response_body(const JobView& job, const std::function<std::string(cons
 
 // ---- construction and routes ------------------------------------------------------------------
 
+/// Destroys a writer on the blocking pool. A writer destroyed uncommitted aborts its upload (S3:
+/// AbortMultipartUpload), a request that must not stall an I/O thread; this is how a client that
+/// disconnects, a 413, a probe refusal or any failure mid-way leaves nothing in the store.
+struct VideoApi::WriterDisposal {
+  boost::asio::thread_pool* pool;
+  void operator()(ObjectWriter* writer) const {
+    // Owned by the posted handler: should the pool never run it, destroying the handler still aborts.
+    asio::post(*pool, [owned = std::unique_ptr<ObjectWriter>(writer)]() mutable { owned.reset(); });
+  }
+};
+
+/// One upload as it arrives. Every byte goes to the scratch file (ffprobe reads a file); for a store that
+/// cannot take that file over in place (S3), each byte is also streamed into the store's writer, so the
+/// source is in the store, uncommitted, when the request ends. It is committed only once the probe has
+/// accepted it; destroying the Upload before that removes the scratch file and aborts the writer.
 struct VideoApi::Upload {
+  VideoId id = VideoId::generate();           // chosen first: the source's key is needed while it streams
+  bool streams_to_store = false;
   std::unique_ptr<ScratchFile> file;
+  std::unique_ptr<ObjectWriter, WriterDisposal> writer{nullptr, WriterDisposal{nullptr}};
+  std::string pending;                        // bytes for the writer not yet handed to it
   std::string filename;
   std::string part_content_type;
   std::map<std::string, std::string> fields;  // small form fields: renditions, preset
   bool file_part_seen = false;
+
+  void take(std::string_view bytes) {
+    file->write(bytes);
+    if (streams_to_store) pending.append(bytes);
+  }
 };
 
 VideoApi::VideoApi(EventBus& bus, ObjectStore& store, Transcoder& transcoder, JobBook& book, ApiOptions options)
@@ -303,7 +343,9 @@ asio::awaitable<VideoApi::Upload> VideoApi::receive_upload(http::Exchange& ex, b
   for (auto& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
 
   Upload upload;
-  auto scratch = options_.scratch_dir / ("upload-" + VideoId::generate().str());
+  upload.streams_to_store = !store_.adopts_files_from(options_.scratch_dir);
+  if (upload.streams_to_store) upload.pending.reserve(kStoreBatchBytes + kBodyBufferBytes);
+  auto scratch = options_.scratch_dir / ("upload-" + upload.id.str());
   std::vector<char> buffer(kBodyBufferBytes);
 
   if (lowered.rfind("multipart/form-data", 0) == 0) {
@@ -345,7 +387,7 @@ asio::awaitable<VideoApi::Upload> VideoApi::receive_upload(http::Exchange& ex, b
       }
       void on_part_data(std::string_view bytes) override {
         if (target == Target::file) {
-          upload.file->write(bytes);
+          upload.take(bytes);
         } else if (target == Target::field) {
           auto& value = upload.fields[field_name];
           if (value.size() + bytes.size() > kMaxFormFieldBytes) {
@@ -362,6 +404,7 @@ asio::awaitable<VideoApi::Upload> VideoApi::receive_upload(http::Exchange& ex, b
       std::size_t n = co_await ex.read_body(buffer);
       if (n == 0) break;
       reader.feed(std::string_view(buffer.data(), n));
+      co_await forward_to_store(upload, false);
     }
     reader.finish();
     if (!upload.file_part_seen) {
@@ -376,7 +419,8 @@ asio::awaitable<VideoApi::Upload> VideoApi::receive_upload(http::Exchange& ex, b
     for (;;) {
       std::size_t n = co_await ex.read_body(buffer);
       if (n == 0) break;
-      upload.file->write(std::string_view(buffer.data(), n));
+      upload.take(std::string_view(buffer.data(), n));
+      co_await forward_to_store(upload, false);
     }
   } else if (prototype_route) {
     throw Error(ErrorCode::bad_request, "No file part in the request", "no_file");
@@ -387,7 +431,24 @@ asio::awaitable<VideoApi::Upload> VideoApi::receive_upload(http::Exchange& ex, b
                 "unsupported_media_type");
   }
   upload.file->close();
+  co_await forward_to_store(upload, true);
   co_return upload;
+}
+
+asio::awaitable<void> VideoApi::forward_to_store(Upload& upload, bool last) {
+  if (!upload.streams_to_store || !upload.file) co_return;
+  if (upload.pending.size() < kStoreBatchBytes && !last) co_return;
+  co_await http::offload(blocking_, [&] {
+    if (!upload.writer) {
+      // Created here, off the I/O thread (the first part starts a multipart upload), and created even for
+      // an empty body, so that a finished upload always has a writer to commit.
+      upload.writer = {store_.create(ObjectKey::source_of(upload.id), declared_content_type(upload.part_content_type))
+                           .release(),
+                       WriterDisposal{&blocking_}};
+    }
+    if (!upload.pending.empty()) upload.writer->write(upload.pending);
+  });
+  upload.pending.clear();  // keeps its capacity for the next batch
 }
 
 asio::awaitable<JobView> VideoApi::accept_upload(http::Exchange& ex, Upload& upload) {
@@ -405,7 +466,7 @@ asio::awaitable<JobView> VideoApi::accept_upload(http::Exchange& ex, Upload& upl
   SourceInfo source = co_await http::offload(blocking_, [&] { return transcoder_.probe(path); });
   auto renditions = plan_ladder(source, options_.ladder, requested);
 
-  const VideoId id = VideoId::generate();
+  const VideoId id = upload.id;
   const ObjectKey source_key = ObjectKey::source_of(id);
   JobCreated created;
   created.filename = sanitize_filename(upload.filename);
@@ -417,7 +478,12 @@ asio::awaitable<JobView> VideoApi::accept_upload(http::Exchange& ex, Upload& upl
   created.owner = who.name;
 
   co_await http::offload(blocking_, [&] {
-    store_.put_file(source_key, path, source_content_type(source), /*consume=*/true);
+    // The probe accepted the file: only now does the source appear under its key.
+    if (upload.writer) {
+      upload.writer->commit();
+    } else {
+      store_.put_file(source_key, path, source_content_type(source), /*consume=*/true);
+    }
     bus_.publish(Event{id, now_ms(), created});
     for (const auto& spec : renditions) {
       RenditionTask task{id, source_key, source, spec, preset.encoding, ObjectKey::rendition_of(id, spec.name), 1};

@@ -53,8 +53,12 @@ class VideoApi {
   static std::string rendition_path(const VideoId& id, std::string_view rendition);
 
  private:
+  struct WriterDisposal;
   struct Upload;
   boost::asio::awaitable<Upload> receive_upload(http::Exchange& ex, bool prototype_route);
+  /// Hands the bytes gathered so far to the store's writer once a batch is full, or all of them when
+  /// `last`; a no-op when the store takes the scratch file over instead.
+  boost::asio::awaitable<void> forward_to_store(Upload& upload, bool last);
   boost::asio::awaitable<JobView> accept_upload(http::Exchange& ex, Upload& upload);
   boost::asio::awaitable<std::optional<JobView>> await_book(http::Exchange& ex, const VideoId& id,
                                                             const std::function<bool(const std::optional<JobView>&)>& done);

@@ -56,6 +56,15 @@ class ObjectStore {
   virtual void put_file(const ObjectKey& key, const std::filesystem::path& path, std::string_view content_type,
                         bool consume) = 0;
 
+  /// Whether put_file(…, consume=true) takes over a file in `directory` without copying its bytes (a
+  /// rename within one filesystem). The API asks this to choose how an upload reaches the store: spooled
+  /// to `directory` and handed over whole after the probe, or streamed into create() while it arrives
+  /// (so that a store that would copy, such as S3, has the upload when the request ends).
+  virtual bool adopts_files_from(const std::filesystem::path& directory) const {
+    (void)directory;
+    return false;
+  }
+
   /// Copies the object to the local file `path` (the worker's scratch copy of a source).
   virtual void fetch_to_file(const ObjectKey& key, const std::filesystem::path& path) = 0;
 

@@ -1,9 +1,36 @@
 #include "e2e/e2e_support.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
 #include <regex>
 #include <sstream>
+#include <stdexcept>
 
 namespace framepress::e2e {
+
+ScriptService::ScriptService(std::string script, std::filesystem::path dir)
+    : script_(std::move(script)), dir_(std::move(dir)) {
+  run("start");
+  std::ifstream in(dir_ / "env");
+  for (std::string line; std::getline(in, line);) {
+    auto eq = line.find('=');
+    if (eq != std::string::npos) env_[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+}
+
+ScriptService::~ScriptService() { run("stop", false); }
+
+void ScriptService::run(const std::string& verb, bool must_succeed) {
+  // The scripts stop their server when this process dies, so a crashed test leaves nothing running.
+  std::string owner = script_.find("kafka") != std::string::npos ? "KAFKA_OWNER_PID" : "S3_OWNER_PID";
+  std::string command = owner + "=" + std::to_string(::getpid()) + " " + std::string(FRAMEPRESS_SOURCE_DIR) +
+                        "/scripts/" + script_ + " " + verb + " " + dir_.string() + " >> " +
+                        (dir_.parent_path() / (script_ + ".log")).string() + " 2>&1";
+  int status = std::system(command.c_str());
+  if (must_succeed && status != 0) throw std::runtime_error(command + " failed");
+}
 
 std::vector<std::string> fast_encoding_args() { return {"--encoder-preset", "ultrafast", "--workers", "2"}; }
 

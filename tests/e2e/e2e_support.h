@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -12,6 +13,28 @@
 #include "support/test_media.h"
 
 namespace framepress::e2e {
+
+/// A service that one of scripts/*.sh (kafka.sh, seaweedfs.sh) starts in `dir` and describes in
+/// `dir`/env; stopped on destruction. The scripts stop their server when this process dies, so a crashed
+/// test leaves nothing running. Its output goes to `dir`/../<script>.log.
+class ScriptService {
+ public:
+  /// Throws std::runtime_error when the script cannot start it.
+  ScriptService(std::string script, std::filesystem::path dir);
+  ~ScriptService();
+  ScriptService(const ScriptService&) = delete;
+  ScriptService& operator=(const ScriptService&) = delete;
+  /// A value of `dir`/env ("S3_ENDPOINT", "KAFKA_BOOTSTRAP", …).
+  const std::string& operator[](const std::string& name) const { return env_.at(name); }
+  void kill() { run("kill"); }
+  void restart() { run("restart"); }
+
+ private:
+  void run(const std::string& verb, bool must_succeed = true);
+  std::string script_;
+  std::filesystem::path dir_;
+  std::map<std::string, std::string> env_;
+};
 
 /// The flags every test server gets: the fastest x264 preset, so tests measure behaviour, not encoding.
 std::vector<std::string> fast_encoding_args();

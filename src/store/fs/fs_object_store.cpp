@@ -344,6 +344,14 @@ void FsObjectStore::put_file(const ObjectKey& key, const fs::path& path, std::st
   }
 }
 
+bool FsObjectStore::adopts_files_from(const fs::path& directory) const {
+  // Same device, same filesystem: rename() works (bind mounts of one filesystem aside, where put_file
+  // falls back to a copy on EXDEV anyway).
+  struct stat here {};
+  struct stat root {};
+  return ::stat(directory.c_str(), &here) == 0 && ::stat(root_.c_str(), &root) == 0 && here.st_dev == root.st_dev;
+}
+
 void FsObjectStore::fetch_to_file(const ObjectKey& key, const fs::path& path) {
   auto from = local_path(key);
   auto source = open_read(from);

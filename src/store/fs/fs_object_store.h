@@ -43,6 +43,9 @@ class FsObjectStore final : public ObjectStore {
   void put_file(const ObjectKey& key, const std::filesystem::path& path, std::string_view content_type,
                 bool consume) override;
 
+  /// True when `directory` is on the root's filesystem, where put_file with `consume` is a rename.
+  bool adopts_files_from(const std::filesystem::path& directory) const override;
+
   /// Copies the object to `path` (whose directory must exist), atomically: `path` is complete or absent.
   /// A copy rather than a hard link, so that nothing done to the scratch file can change the stored
   /// object. The embedded worker avoids the copy altogether by reading local_path() in place.

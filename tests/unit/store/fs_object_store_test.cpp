@@ -269,6 +269,15 @@ TEST_F(FsObjectStoreTest, PutFileConsumedAcrossFilesystemsCopiesAndRemoves) {
   EXPECT_EQ(files_under(root_), std::set<std::string>{key.str()});
 }
 
+TEST_F(FsObjectStoreTest, AdoptsFilesOnlyFromItsOwnFilesystem) {
+  // The API asks this to choose between handing its spool file over (a rename) and streaming a copy.
+  fs::create_directories(dir_.path() / "scratch");
+  EXPECT_TRUE(store_.adopts_files_from(dir_.path() / "scratch"));
+  EXPECT_TRUE(store_.adopts_files_from(root_));
+  EXPECT_FALSE(store_.adopts_files_from("/proc"));  // procfs: never the store's filesystem
+  EXPECT_FALSE(store_.adopts_files_from(dir_.path() / "missing"));
+}
+
 TEST_F(FsObjectStoreTest, FetchToFileCopies) {
   auto key = ObjectKey::source_of(id_);
   auto bytes = pattern_bytes(2500000);

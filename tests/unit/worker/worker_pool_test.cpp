@@ -30,6 +30,8 @@ class ScriptedTranscoder : public Transcoder {
     {
       std::lock_guard lock(mutex);
       outputs_per_call.push_back(request.outputs.size());
+      inputs.push_back(request.input);
+      input_existed.push_back(std::filesystem::is_regular_file(request.input));
     }
     if (block) {
       started = true;
@@ -50,6 +52,34 @@ class ScriptedTranscoder : public Transcoder {
   std::atomic<bool> started{false};
   std::mutex mutex;
   std::vector<std::size_t> outputs_per_call;
+  std::vector<std::filesystem::path> inputs;  // what each call was asked to read
+  std::vector<bool> input_existed;            // and whether it was there when the encode began
+};
+
+/// The filesystem store as a remote store looks to the worker: no object is a local file, so the worker
+/// fetches each source into its task's scratch directory, as it does from S3. Counts the fetches.
+class RemoteLookingStore final : public ObjectStore {
+ public:
+  explicit RemoteLookingStore(ObjectStore& inner) : inner_(inner) {}
+  std::unique_ptr<ObjectWriter> create(const ObjectKey& key, std::string_view type) override { return inner_.create(key, type); }
+  void put_file(const ObjectKey& key, const std::filesystem::path& path, std::string_view type, bool consume) override {
+    inner_.put_file(key, path, type, consume);
+  }
+  void fetch_to_file(const ObjectKey& key, const std::filesystem::path& path) override {
+    ++fetches;
+    inner_.fetch_to_file(key, path);
+  }
+  std::optional<ObjectInfo> stat(const ObjectKey& key) override { return inner_.stat(key); }
+  std::unique_ptr<ObjectReader> open(const ObjectKey& key, std::optional<ByteRange> range) override {
+    return inner_.open(key, range);
+  }
+  void remove_prefix(std::string_view prefix) override { inner_.remove_prefix(prefix); }
+  std::string describe() const override { return "remote-looking " + inner_.describe(); }
+
+  std::atomic<int> fetches{0};
+
+ private:
+  ObjectStore& inner_;
 };
 
 class WorkerPoolTest : public ::testing::Test {
@@ -131,6 +161,7 @@ class WorkerPoolTest : public ::testing::Test {
   std::unique_ptr<JobBook> book;
   std::unique_ptr<Subscription> subscription;
   ScriptedTranscoder transcoder;
+  std::unique_ptr<RemoteLookingStore> remote;  // when a test wants sources fetched
   metrics::Metrics metrics;  // before the pool, which reports to it
   std::unique_ptr<WorkerPool> pool;
 };
@@ -228,6 +259,57 @@ TEST_F(WorkerPoolTest, StoppingHandsTheTaskBack) {
   pool = std::make_unique<WorkerPool>(*bus, *store, transcoder, *book, options());
   pool->start();
   EXPECT_EQ(wait_for(id, [](const JobView& j) { return is_terminal(j.state); }).state, JobState::completed);
+}
+
+// A store whose sources are fetched (S3): the source goes to the task's scratch directory, and that
+// directory is gone after the task, whether it succeeded, failed for good or was cancelled.
+
+TEST_F(WorkerPoolTest, AFetchedSourceIsReadFromScratchAndScratchIsEmptiedAfterSuccess) {
+  remote = std::make_unique<RemoteLookingStore>(*store);
+  auto id = submit({"144p", "240p"});
+  pool = std::make_unique<WorkerPool>(*bus, *remote, transcoder, *book, options());
+  pool->start();
+  auto job = wait_for(id, [](const JobView& j) { return is_terminal(j.state); });
+  pool.reset();  // every task has ended, its scratch directory included
+  EXPECT_EQ(job.state, JobState::completed);
+  EXPECT_EQ(remote->fetches, 1);  // one decode, one fetch
+  ASSERT_EQ(transcoder.inputs.size(), 1u);
+  const auto scratch = dir.path() / "scratch";
+  EXPECT_EQ(transcoder.inputs[0].parent_path().parent_path(), scratch) << transcoder.inputs[0];
+  EXPECT_TRUE(transcoder.input_existed[0]);
+  for (const auto& r : job.renditions) {
+    EXPECT_TRUE(store->stat(ObjectKey::rendition_of(id, r.spec.name)).has_value()) << r.spec.name;
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(scratch));
+}
+
+TEST_F(WorkerPoolTest, ScratchIsEmptiedAfterEveryFailedAttempt) {
+  remote = std::make_unique<RemoteLookingStore>(*store);
+  transcoder.failures = 100;
+  auto id = submit({"144p"});
+  pool = std::make_unique<WorkerPool>(*bus, *remote, transcoder, *book, options());
+  pool->start();
+  EXPECT_EQ(wait_for(id, [](const JobView& j) { return is_terminal(j.state); }).state, JobState::failed);
+  pool.reset();
+  EXPECT_EQ(remote->fetches, 3);  // each attempt fetched the source again into its own directory
+  EXPECT_EQ(transcoder.input_existed, std::vector<bool>(3, true));
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path() / "scratch"));
+}
+
+TEST_F(WorkerPoolTest, ScratchIsEmptiedAfterACancelledEncode) {
+  remote = std::make_unique<RemoteLookingStore>(*store);
+  transcoder.block = true;
+  auto id = submit({"144p"});
+  pool = std::make_unique<WorkerPool>(*bus, *remote, transcoder, *book, options());
+  pool->start();
+  for (int i = 0; i < 500 && !transcoder.started; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(transcoder.started);
+  EXPECT_FALSE(std::filesystem::is_empty(dir.path() / "scratch"));  // the fetched source, mid-encode
+  bus->publish(Event{id, now_ms(), JobCancelled{}});
+  wait_for(id, [](const JobView& j) { return j.state == JobState::cancelled; });
+  for (int i = 0; i < 500 && bus->stats().leased_tasks > 0; ++i) std::this_thread::sleep_for(10ms);
+  pool.reset();
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path() / "scratch"));
 }
 
 }  // namespace framepress::worker
