@@ -299,6 +299,42 @@ bhttp::response<bhttp::string_body> error_response(int status, std::string_view 
   return response;
 }
 
+/// Ends a long-lived stream as soon as its client hangs up, rather than at the stream's next write (an
+/// SSE heartbeat may be 15 s away, and the stream holds an admission slot until then). While it lives it
+/// waits for the socket to become readable: a client never sends anything during an event stream, so
+/// readable means the peer closed (a peek then reads 0 bytes) or reset it, and the connection's cancel
+/// signal ends the handler as Server::stop() would. Bytes a client did send (pipelining) are left unread,
+/// and the watch ends. Lives on the connection's strand.
+class HangUpWatch {
+ public:
+  explicit HangUpWatch(Connection& conn) : conn_(conn), state_(std::make_shared<State>()) {
+    conn.stream.socket().async_wait(tcp::socket::wait_read, [state = state_, &conn](const boost::system::error_code& ec) {
+      // The connection is touched only while armed, that is while the stream's handler runs (it is alive).
+      if (ec || !state->armed) return;
+      char byte = 0;
+      beast::error_code peek_error;
+      const auto n = conn.stream.socket().receive(asio::buffer(&byte, 1), tcp::socket::message_peek, peek_error);
+      if (n == 0 || peek_error) conn.cancel.emit(asio::cancellation_type::terminal);
+    });
+  }
+  ~HangUpWatch() {
+    if (!state_->armed) return;
+    state_->armed = false;
+    // Only the watch's wait can be outstanding now: the handler has returned.
+    beast::error_code ignored;
+    conn_.stream.socket().cancel(ignored);
+  }
+  HangUpWatch(const HangUpWatch&) = delete;
+  HangUpWatch& operator=(const HangUpWatch&) = delete;
+
+ private:
+  struct State {
+    bool armed = true;
+  };
+  Connection& conn_;
+  std::shared_ptr<State> state_;
+};
+
 /// The Exchange of one request on one connection, over Beast.
 class ServerExchange final : public Exchange {
  public:
@@ -494,6 +530,7 @@ class ServerExchange final : public Exchange {
 
   void close_after() { close_ = true; }
   const std::string& connection_client() const { return conn_.client; }
+  Connection& connection() { return conn_; }
   /// Keeps an admission place until the exchange ends (its response sent, or its connection failed).
   void hold(Admission::Slot slot) { held_.push_back(std::move(slot)); }
   /// Whether the connection can serve another request.
@@ -924,6 +961,8 @@ asio::awaitable<void> Server::Impl::dispatch(ServerExchange& exchange, bool targ
     if (!co_await admit(exchange, Admission::Pool::streams)) co_return;
   }
   exchange.mutable_request().params = std::move(match.params);
+  std::optional<HangUpWatch> hang_up;
+  if (match.kind == RouteKind::stream) hang_up.emplace(exchange.connection());
   co_await (*handler)(exchange);
 }
 

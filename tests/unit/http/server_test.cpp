@@ -178,6 +178,16 @@ Router make_router(Probe& probe) {
     co_await exchange.write("left open");
   });
   router.add("GET", "/sse", endless_stream);
+  router.add(
+      "GET", "/sse/watched",
+      [&probe](Exchange& exchange) -> asio::awaitable<void> {
+        struct Ended {
+          Probe& probe;
+          ~Ended() { probe.record("stream ended"); }
+        } ended{probe};
+        co_await endless_stream(exchange);
+      },
+      RouteKind::stream);
   return router;
 }
 
@@ -713,6 +723,16 @@ TEST(ServerLifecycle, StopEndsAnOpenStream) {
   client.read_to_end();
   EXPECT_TRUE(client.closed());
   EXPECT_FALSE(client.timed_out());
+}
+
+TEST_F(ServerTest, AStreamEndsWhenItsClientHangsUpNotAtItsNextWrite) {
+  {
+    RawClient client(server_.port());
+    client.send("GET /sse/watched HTTP/1.1\r\nHost: x\r\n\r\n");
+    ASSERT_NE(client.read_until("data: x\n\n").find("event: hello"), std::string::npos);
+  }  // the client closes its socket; the stream's next write is an hour away
+  EXPECT_EQ(probe_.next_outcome(), "stream ended");
+  EXPECT_EQ(curl_.request("GET", server_.url("/hello")).status, 200);
 }
 
 TEST(ServerLifecycle, StopFromAHandler) {
