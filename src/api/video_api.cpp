@@ -409,10 +409,12 @@ asio::awaitable<JobView> VideoApi::accept_upload(http::Exchange& ex, Upload& upl
   co_await http::offload(blocking_, [&] {
     store_.put_file(source_key, path, source_content_type(source), /*consume=*/true);
     bus_.publish(Event{id, now_ms(), created});
+    // All at once, so the worker that takes the first finds the others and decodes the source once.
+    std::vector<RenditionTask> tasks;
     for (const auto& spec : renditions) {
-      RenditionTask task{id, source_key, source, spec, preset.encoding, ObjectKey::rendition_of(id, spec.name), 1};
-      bus_.enqueue(task);
+      tasks.push_back(RenditionTask{id, source_key, source, spec, preset.encoding, ObjectKey::rendition_of(id, spec.name), 1});
     }
+    bus_.enqueue_all(tasks);
   });
   spdlog::info("[{}] accepted '{}' ({} bytes, {}x{}, {:.1f}s) → {} renditions, preset {}", id.str(), created.filename,
                source.size, source.display_width(), source.display_height(), source.duration, renditions.size(),
