@@ -191,7 +191,8 @@ VideoApi::VideoApi(EventBus& bus, ObjectStore& store, Transcoder& transcoder, Jo
       transcoder_(transcoder),
       book_(book),
       options_(std::move(options)),
-      blocking_(static_cast<std::size_t>(std::max(1, options_.blocking_threads))) {
+      blocking_(static_cast<std::size_t>(std::max(1, options_.blocking_threads))),
+      frames_([this](const VisibleEvent& visible) { return event_json(visible).dump(); }) {
   std::filesystem::create_directories(options_.scratch_dir);
   // Spool files of uploads that a crash cut off are of no use to anyone.
   for (const auto& entry : std::filesystem::directory_iterator(options_.scratch_dir)) {
@@ -613,8 +614,10 @@ asio::awaitable<void> VideoApi::events(http::Exchange& ex) {
     // A late subscriber still gets the whole final state, then the terminal event under its id.
     co_await ex.write(http::sse_event("", "snapshot", job_json(*job).dump()));
     auto all = book_.events_after(id, 0);
-    if (!all.empty()) co_await ex.write(http::sse_event(std::to_string(all.back().id), sse_name(all.back().event),
-                                                        event_json(all.back()).dump()));
+    if (!all.empty()) {
+      auto frame = frames_.frame(all.back());
+      co_await ex.write(*frame);
+    }
     co_await ex.finish();
     co_return;
   } else {
@@ -625,7 +628,9 @@ asio::awaitable<void> VideoApi::events(http::Exchange& ex) {
   for (;;) {
     auto missed = book_.events_after(id, cursor);
     for (const auto& visible : missed) {
-      co_await ex.write(http::sse_event(std::to_string(visible.id), sse_name(visible.event), event_json(visible).dump()));
+      // The same bytes for every subscriber of the job: rendered by the first to ask.
+      auto frame = frames_.frame(visible);
+      co_await ex.write(*frame);
       cursor = visible.id;
       if (is_terminal_event(visible.event)) {
         co_await ex.finish();
@@ -704,7 +709,9 @@ asio::awaitable<void> VideoApi::multi_events(http::Exchange& ex) {
       auto missed = book_.events_after(ids[i], cursor[i]);
       for (const auto& visible : missed) {
         cursor[i] = visible.id;
-        co_await ex.write(http::sse_event(cursor_text(), sse_name(visible.event), event_json(visible).dump()));
+        // The id is this stream's own cursor, so only the JSON is shared.
+        auto data = frames_.data(visible);
+        co_await ex.write(http::sse_event(cursor_text(), sse_name(visible.event), *data));
         wrote = true;
         if (is_terminal_event(visible.event)) ended[i] = true;
       }

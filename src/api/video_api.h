@@ -13,6 +13,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "api/access.h"
+#include "api/event_frames.h"
 #include "api/presets.h"
 #include "bus/event_bus.h"
 #include "core/job_book.h"
@@ -85,6 +86,7 @@ class VideoApi {
   JobBook& book_;
   ApiOptions options_;
   boost::asio::thread_pool blocking_;
+  EventFrames frames_;  // after options_: it renders with event_json()
   std::atomic<bool> ready_{false};
 };
 

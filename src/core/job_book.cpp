@@ -229,12 +229,15 @@ std::vector<VisibleEvent> JobBook::apply(LogPosition position, const Event& even
     }
   }
   if (!visible.empty()) {
-    std::vector<Listener> to_call;
+    // Shared pointers, not copies: a listener may carry state (an SSE stream's set of watched jobs), and
+    // with thousands of streams copying each one per event cost more than calling it.
+    std::vector<std::shared_ptr<const Listener>> to_call;
     {
       std::lock_guard lock(listeners_mutex_);
+      to_call.reserve(listeners_.size());
       for (const auto& [handle, listener] : listeners_) to_call.push_back(listener);
     }
-    for (const auto& listener : to_call) listener(event.video_id);
+    for (const auto& listener : to_call) (*listener)(event.video_id);
   }
   return visible;
 }
@@ -288,7 +291,7 @@ std::vector<VisibleEvent> JobBook::events_after(const VideoId& id, EventId after
 std::uint64_t JobBook::listen(Listener listener) {
   std::lock_guard lock(listeners_mutex_);
   auto handle = next_listener_++;
-  listeners_.emplace(handle, std::move(listener));
+  listeners_.emplace(handle, std::make_shared<const Listener>(std::move(listener)));
   return handle;
 }
 

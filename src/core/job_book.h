@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -114,7 +115,7 @@ class JobBook {
   mutable std::mutex mutex_;
   std::map<VideoId, Entry> jobs_;
   std::mutex listeners_mutex_;
-  std::map<std::uint64_t, Listener> listeners_;
+  std::map<std::uint64_t, std::shared_ptr<const Listener>> listeners_;
   std::uint64_t next_listener_ = 1;
 };
 
