@@ -627,15 +627,28 @@ asio::awaitable<void> VideoApi::events(http::Exchange& ex) {
 
   for (;;) {
     auto missed = book_.events_after(id, cursor);
+    // The same bytes for every subscriber of the job, rendered by the first to ask.
+    std::vector<EventFrames::Bytes> frames;
+    bool ended = false;
     for (const auto& visible : missed) {
-      // The same bytes for every subscriber of the job: rendered by the first to ask.
-      auto frame = frames_.frame(visible);
-      co_await ex.write(*frame);
+      frames.push_back(frames_.frame(visible));
       cursor = visible.id;
       if (is_terminal_event(visible.event)) {
-        co_await ex.finish();
-        co_return;
+        ended = true;
+        break;
       }
+    }
+    if (frames.size() == 1) {
+      co_await ex.write(*frames.front());
+    } else if (frames.size() > 1) {
+      // Behind by a burst (a job's renditions start, progress and end together): one write for all.
+      std::string batch;
+      for (const auto& frame : frames) batch += *frame;
+      co_await ex.write(batch);
+    }
+    if (ended) {
+      co_await ex.finish();
+      co_return;
     }
     if (missed.empty() && !book_.get(id)) {  // deleted while we were away
       co_await ex.write(deleted_event(id.str()));
@@ -704,6 +717,7 @@ asio::awaitable<void> VideoApi::multi_events(http::Exchange& ex) {
 
   for (;;) {
     bool wrote = false;
+    std::string batch;  // what this wake-up has to send, in one write
     for (std::size_t i = 0; i < ids.size(); ++i) {
       if (ended[i]) continue;
       auto missed = book_.events_after(ids[i], cursor[i]);
@@ -711,15 +725,16 @@ asio::awaitable<void> VideoApi::multi_events(http::Exchange& ex) {
         cursor[i] = visible.id;
         // The id is this stream's own cursor, so only the JSON is shared.
         auto data = frames_.data(visible);
-        co_await ex.write(http::sse_event(cursor_text(), sse_name(visible.event), *data));
+        batch += http::sse_event(cursor_text(), sse_name(visible.event), *data);
         wrote = true;
         if (is_terminal_event(visible.event)) ended[i] = true;
       }
       if (missed.empty() && !book_.get(ids[i])) {
         ended[i] = true;
-        co_await ex.write(deleted_event(ids[i].str()));
+        batch += deleted_event(ids[i].str());
       }
     }
+    if (!batch.empty()) co_await ex.write(batch);
     if (std::all_of(ended.begin(), ended.end(), [](bool e) { return e; })) break;
     if (!co_await waiter.wait(options_.heartbeat) && !wrote) co_await ex.write(http::sse_comment("heartbeat"));
   }
