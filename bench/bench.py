@@ -1423,7 +1423,8 @@ def _throughput_section(a):
                    "(`TaskSource::next_group`); a split job was one whose siblings it stopped waiting for, or a "
                    "retried rendition: see the worker's log")
             a(f"With {label}: {len(flat)} ffmpeg processes for {jobs} jobs, {flat.count(3)} of them with all three "
-              f"renditions (one decode per job would be one process per job; {why}).")
+              f"renditions (one decode per job would be one process per job" +
+              (f"; {why})." if len(flat) > jobs else ")."))
     if not kafka:
         a("")
         a(f"Over Kafka with `framepress worker` processes: not measured ({r['kafka_note']})")
