@@ -43,7 +43,7 @@ class TaskSource {
   virtual std::optional<TaskLease> next(std::chrono::milliseconds wait) = 0;
   /// Leases up to `max` more due tasks of the same job as `first`, so that one decode can feed them all
   /// (one ffmpeg, one output per rendition). Each is then completed on its own. A bus that cannot find a
-  /// job's other tasks cheaply returns none, the default.
+  /// job's other tasks cheaply returns none, the default (the Kafka source collects them in next_group).
   virtual std::vector<TaskLease> claim_siblings(const TaskLease& first, std::size_t max) {
     (void)first, (void)max;
     return {};
