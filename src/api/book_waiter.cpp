@@ -11,10 +11,8 @@ namespace asio = boost::asio;
 
 BookWaiter::BookWaiter(JobBook& book, asio::any_io_executor executor, const std::vector<VideoId>& ids)
     : book_(book), shared_(std::make_shared<Shared>(executor)) {
-  std::unordered_set<VideoId> watched(ids.begin(), ids.end());
   std::weak_ptr<Shared> weak = shared_;
-  handle_ = book_.listen([watched = std::move(watched), weak, executor](const VideoId& id) {
-    if (!watched.contains(id)) return;
+  handle_ = book_.listen_to(ids, [weak, executor](const VideoId&) {
     auto shared = weak.lock();
     if (!shared) return;
     // Only the change that raises the flag wakes the coroutine: the ones after it, until wait() lowers the

@@ -4,7 +4,6 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <unordered_set>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
