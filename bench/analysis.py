@@ -49,14 +49,12 @@ def _ladder(r: dict) -> str:
                      "with ffmpeg 7.0), which caps how much of x264's threading one process can use.")
     if split:
         parts.append(f"{len(split)} of {len(r['groups'])} framepress jobs ran as more than one ffmpeg "
-                     f"({split[0]} renditions per process): the API queues a job's tasks one at a time "
-                     "(`bus_.enqueue` in a loop), an idle worker takes the first as soon as it is queued and claims "
-                     "only the siblings queued by then (`TaskSource::claim_siblings`), and the rest run as another "
-                     "group (here mostly on the default second worker), so the source is decoded twice. Queuing a job's tasks in one transaction (or "
-                     "letting a worker wait a moment for siblings) would keep one decode. Two processes fill two cores "
-                     "better than one, which can make such a job as fast as (b) or faster, but at the cost of a "
-                     "second decode (more CPU for the same output: framepress "
-                     f"{md['framepress_cpu']:.1f} CPU-s against (b) {md['single_cpu']:.1f}).")
+                     f"({split[0]} renditions per process), i.e. decoded more than once. The API queues a job's "
+                     "tasks together (`EventBus::enqueue_all`, one transaction) and a worker leases a task with "
+                     "its siblings in one step (`TaskSource::next_group`), so a split job points to a retried "
+                     "rendition or more renditions than `--group-renditions`: the server's log names the groups. "
+                     "(framepress "
+                     f"{md['framepress_cpu']:.1f} CPU-s against (b) {md['single_cpu']:.1f}.)")
     return " ".join(parts)
 
 
@@ -117,12 +115,13 @@ def _sse(r: dict) -> str:
             f"runs too; in the event phase the server process got {share:.2f} CPU-seconds per second on average, "
             f"which stretches a burst to about {wall_burst:.0f} ms of wall time. That is the tail "
             f"(p99 {x['p99_ms']:.0f} ms here; a few ms with the baseline's few subscribers). The cost is per "
-            "subscriber by design: the book's listener posts a timer cancel to each subscriber's coroutine, and "
-            "each one then takes the book's mutex to copy its job's new events (`JobBook::events_after`), "
-            "serialises each event to JSON and SSE text itself, and writes it with its own system call. "
-            "Serialising each event once and handing every subscriber the same buffer, waking subscribers from "
-            "one fan-out loop per job rather than one timer each, and running ffmpeg at a lower priority (nice) "
-            "than the server would each shorten the tail. Slow subscribers already skip stale `progress` events: "
+            "subscriber by design: the book's listener posts a timer cancel to each subscriber's coroutine (once "
+            "per burst: changes that land before it runs ride on the same wake-up), and each one then takes the "
+            "book's mutex to copy its job's new events (`JobBook::events_after`) and writes them with its own "
+            "system call (one per wake-up; the event's text is rendered once and shared by every subscriber: "
+            "`api/event_frames.h`). Waking subscribers from one fan-out loop per job rather than one "
+            "timer each, and running ffmpeg at a lower priority (nice) than the server would each shorten the "
+            "tail. Slow subscribers already skip stale `progress` events: "
             f"{x['events_by_name'].get('progress', 0)} progress deliveries in this run, fewer than "
             f"{n} × the progress events published.")
     if load and statistics.median(y["per_conn"] for y in load) >= 20 * 1024:

@@ -1416,13 +1416,15 @@ def _throughput_section(a):
         if g:
             flat = [n for job in g for n in job]
             jobs = THROUGHPUT_JOBS * len(r["rows"])
-            why = ("a job is split when a worker starts on its first task before the API has queued the others"
+            why = ("a worker leases a job's tasks together (`TaskSource::next_group`), so a split job points to "
+                   "a retried rendition: see the server's log"
                    if key.startswith("w") else
-                   "the Kafka task source does not implement `claim_siblings` in this build, so a worker process "
-                   "encodes each rendition in its own ffmpeg" if flat.count(1) == len(flat) else
-                   "a worker groups only the sibling tasks it holds at that moment")
+                   "a worker process collects a job's tasks of one class from their partition "
+                   "(`TaskSource::next_group`); a split job was one whose siblings it stopped waiting for, or a "
+                   "retried rendition: see the worker's log")
             a(f"With {label}: {len(flat)} ffmpeg processes for {jobs} jobs, {flat.count(3)} of them with all three "
-              f"renditions (one decode per job would be one process per job; {why}).")
+              f"renditions (one decode per job would be one process per job" +
+              (f"; {why})." if len(flat) > jobs else ")."))
     if not kafka:
         a("")
         a(f"Over Kafka with `framepress worker` processes: not measured ({r['kafka_note']})")

@@ -4,7 +4,6 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <unordered_set>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -25,7 +24,8 @@ class BookWaiter {
   BookWaiter(const BookWaiter&) = delete;
   BookWaiter& operator=(const BookWaiter&) = delete;
 
-  /// Returns true as soon as a watched job has changed since the previous call, false after `timeout`.
+  /// Returns true as soon as a watched job has changed since the previous call, false after `timeout`
+  /// (never earlier).
   boost::asio::awaitable<bool> wait(std::chrono::steady_clock::duration timeout);
 
  private:

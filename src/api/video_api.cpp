@@ -232,6 +232,7 @@ VideoApi::VideoApi(EventBus& bus, ObjectStore& store, Transcoder& transcoder, Jo
       book_(book),
       options_(std::move(options)),
       blocking_(static_cast<std::size_t>(std::max(1, options_.blocking_threads))),
+      frames_([this](const VisibleEvent& visible) { return event_json(visible).dump(); }),
       unobserved_metrics_(options_.metrics ? nullptr : std::make_unique<metrics::Metrics>()),
       metrics_(options_.metrics ? *options_.metrics : *unobserved_metrics_) {
   std::filesystem::create_directories(options_.scratch_dir);
@@ -485,10 +486,12 @@ asio::awaitable<JobView> VideoApi::accept_upload(http::Exchange& ex, Upload& upl
       store_.put_file(source_key, path, source_content_type(source), /*consume=*/true);
     }
     bus_.publish(Event{id, now_ms(), created});
+    // All at once, so the worker that takes the first finds the others and decodes the source once.
+    std::vector<RenditionTask> tasks;
     for (const auto& spec : renditions) {
-      RenditionTask task{id, source_key, source, spec, preset.encoding, ObjectKey::rendition_of(id, spec.name), 1};
-      bus_.enqueue(task);
+      tasks.push_back(RenditionTask{id, source_key, source, spec, preset.encoding, ObjectKey::rendition_of(id, spec.name), 1});
     }
+    bus_.enqueue_all(tasks);
   });
   spdlog::info("[{}] accepted '{}' ({} bytes, {}x{}, {:.1f}s) → {} renditions, preset {}", id.str(), created.filename,
                source.size, source.display_width(), source.display_height(), source.duration, renditions.size(),
@@ -696,8 +699,10 @@ asio::awaitable<void> VideoApi::events(http::Exchange& ex) {
     // A late subscriber still gets the whole final state, then the terminal event under its id.
     co_await ex.write(http::sse_event("", "snapshot", job_json(*job).dump()));
     auto all = book_.events_after(id, 0);
-    if (!all.empty()) co_await ex.write(http::sse_event(std::to_string(all.back().id), sse_name(all.back().event),
-                                                        event_json(all.back()).dump()));
+    if (!all.empty()) {
+      auto frame = frames_.frame(all.back());
+      co_await ex.write(*frame);
+    }
     co_await ex.finish();
     co_return;
   } else {
@@ -707,13 +712,28 @@ asio::awaitable<void> VideoApi::events(http::Exchange& ex) {
 
   for (;;) {
     auto missed = book_.events_after(id, cursor);
+    // The same bytes for every subscriber of the job, rendered by the first to ask.
+    std::vector<EventFrames::Bytes> frames;
+    bool ended = false;
     for (const auto& visible : missed) {
-      co_await ex.write(http::sse_event(std::to_string(visible.id), sse_name(visible.event), event_json(visible).dump()));
+      frames.push_back(frames_.frame(visible));
       cursor = visible.id;
       if (is_terminal_event(visible.event)) {
-        co_await ex.finish();
-        co_return;
+        ended = true;
+        break;
       }
+    }
+    if (frames.size() == 1) {
+      co_await ex.write(*frames.front());
+    } else if (frames.size() > 1) {
+      // Behind by a burst (a job's renditions start, progress and end together): one write for all.
+      std::string batch;
+      for (const auto& frame : frames) batch += *frame;
+      co_await ex.write(batch);
+    }
+    if (ended) {
+      co_await ex.finish();
+      co_return;
     }
     if (missed.empty() && !book_.get(id)) {  // deleted while we were away
       co_await ex.write(deleted_event(id.str()));
@@ -782,20 +802,24 @@ asio::awaitable<void> VideoApi::multi_events(http::Exchange& ex) {
 
   for (;;) {
     bool wrote = false;
+    std::string batch;  // what this wake-up has to send, in one write
     for (std::size_t i = 0; i < ids.size(); ++i) {
       if (ended[i]) continue;
       auto missed = book_.events_after(ids[i], cursor[i]);
       for (const auto& visible : missed) {
         cursor[i] = visible.id;
-        co_await ex.write(http::sse_event(cursor_text(), sse_name(visible.event), event_json(visible).dump()));
+        // The id is this stream's own cursor, so only the JSON is shared.
+        auto data = frames_.data(visible);
+        batch += http::sse_event(cursor_text(), sse_name(visible.event), *data);
         wrote = true;
         if (is_terminal_event(visible.event)) ended[i] = true;
       }
       if (missed.empty() && !book_.get(ids[i])) {
         ended[i] = true;
-        co_await ex.write(deleted_event(ids[i].str()));
+        batch += deleted_event(ids[i].str());
       }
     }
+    if (!batch.empty()) co_await ex.write(batch);
     if (std::all_of(ended.begin(), ended.end(), [](bool e) { return e; })) break;
     if (!co_await waiter.wait(options_.heartbeat) && !wrote) co_await ex.write(http::sse_comment("heartbeat"));
   }

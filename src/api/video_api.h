@@ -13,6 +13,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "api/access.h"
+#include "api/event_frames.h"
 #include "api/presets.h"
 #include "bus/event_bus.h"
 #include "core/job_book.h"
@@ -91,6 +92,7 @@ class VideoApi {
   JobBook& book_;
   ApiOptions options_;
   boost::asio::thread_pool blocking_;
+  EventFrames frames_;  // after options_: it renders with event_json()
   std::atomic<bool> ready_{false};
   std::unique_ptr<metrics::Metrics> unobserved_metrics_;  // counts nobody reads, when no metrics were given
   metrics::Metrics& metrics_;

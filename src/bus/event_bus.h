@@ -43,10 +43,24 @@ class TaskSource {
   virtual std::optional<TaskLease> next(std::chrono::milliseconds wait) = 0;
   /// Leases up to `max` more due tasks of the same job as `first`, so that one decode can feed them all
   /// (one ffmpeg, one output per rendition). Each is then completed on its own. A bus that cannot find a
-  /// job's other tasks cheaply (Kafka spreads them over partitions) returns none, the default.
+  /// job's other tasks cheaply returns none, the default (the Kafka source collects them in next_group).
   virtual std::vector<TaskLease> claim_siblings(const TaskLease& first, std::size_t max) {
     (void)first, (void)max;
     return {};
+  }
+  /// The next task (waiting up to `wait`) followed by up to `max_siblings` due tasks of its job, leased as
+  /// one step: another worker asking at the same moment cannot take part of the job between the two, so a
+  /// job queued with EventBus::enqueue_all is decoded once. Empty when no task came. The default calls
+  /// next() then claim_siblings(), which leaves that gap; the buses override it.
+  virtual std::vector<TaskLease> next_group(std::chrono::milliseconds wait, std::size_t max_siblings) {
+    std::vector<TaskLease> group;
+    auto first = next(wait);
+    if (!first) return group;
+    group.push_back(std::move(*first));
+    if (max_siblings > 0) {
+      for (auto& sibling : claim_siblings(group.front(), max_siblings)) group.push_back(std::move(sibling));
+    }
+    return group;
   }
   /// The task is finished, whatever its outcome: it will not be handed out again.
   virtual void complete(const TaskLease& lease) = 0;
@@ -76,6 +90,13 @@ class EventBus {
   /// `not_before` delays it (a retry's back-off).
   virtual void enqueue(const RenditionTask& task,
                        std::chrono::milliseconds not_before = std::chrono::milliseconds{0}) = 0;
+
+  /// Queues a job's tasks together (each on its rendition's class queue, all due `not_before` from now), so
+  /// that a worker taking one of them finds the others already there and can encode them from one decode.
+  /// Durable when it returns. Thread-safe. The embedded bus makes them visible all at once; Kafka
+  /// produces them as one batch, one partition a class (the key is the video id).
+  virtual void enqueue_all(const std::vector<RenditionTask>& tasks,
+                           std::chrono::milliseconds not_before = std::chrono::milliseconds{0}) = 0;
 
   /// A source of the tasks of `classes` (an empty list: every class).
   virtual std::unique_ptr<TaskSource> tasks(const std::vector<std::string>& classes) = 0;

@@ -1,6 +1,7 @@
 #include "core/job_book.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include <nlohmann/json.hpp>
 
@@ -229,12 +230,16 @@ std::vector<VisibleEvent> JobBook::apply(LogPosition position, const Event& even
     }
   }
   if (!visible.empty()) {
-    std::vector<Listener> to_call;
+    // Shared pointers, not copies of the listeners (which may carry state), called outside the lock.
+    std::vector<std::shared_ptr<const Listener>> to_call;
     {
       std::lock_guard lock(listeners_mutex_);
+      auto [first, last] = job_listeners_.equal_range(event.video_id);
+      to_call.reserve(listeners_.size() + static_cast<std::size_t>(std::distance(first, last)));
       for (const auto& [handle, listener] : listeners_) to_call.push_back(listener);
+      for (auto it = first; it != last; ++it) to_call.push_back(it->second.second);
     }
-    for (const auto& listener : to_call) listener(event.video_id);
+    for (const auto& listener : to_call) (*listener)(event.video_id);
   }
   return visible;
 }
@@ -288,13 +293,37 @@ std::vector<VisibleEvent> JobBook::events_after(const VideoId& id, EventId after
 std::uint64_t JobBook::listen(Listener listener) {
   std::lock_guard lock(listeners_mutex_);
   auto handle = next_listener_++;
-  listeners_.emplace(handle, std::move(listener));
+  listeners_.emplace(handle, std::make_shared<const Listener>(std::move(listener)));
+  return handle;
+}
+
+std::uint64_t JobBook::listen_to(const std::vector<VideoId>& ids, Listener listener) {
+  auto shared = std::make_shared<const Listener>(std::move(listener));
+  std::vector<VideoId> unique = ids;
+  std::sort(unique.begin(), unique.end());
+  unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
+  std::lock_guard lock(listeners_mutex_);
+  auto handle = next_listener_++;
+  for (const auto& id : unique) job_listeners_.emplace(id, std::make_pair(handle, shared));
+  watched_.emplace(handle, std::move(unique));
   return handle;
 }
 
 void JobBook::unlisten(std::uint64_t handle) {
   std::lock_guard lock(listeners_mutex_);
   listeners_.erase(handle);
+  auto watched = watched_.find(handle);
+  if (watched == watched_.end()) return;
+  for (const auto& id : watched->second) {
+    auto [first, last] = job_listeners_.equal_range(id);
+    for (auto it = first; it != last; ++it) {
+      if (it->second.first == handle) {
+        job_listeners_.erase(it);
+        break;
+      }
+    }
+  }
+  watched_.erase(watched);
 }
 
 std::size_t JobBook::size() const {

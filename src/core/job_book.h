@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -98,6 +99,10 @@ class JobBook {
   /// Calls `listener(video_id)` after each change to a job. Returns a handle for unlisten().
   using Listener = std::function<void(const VideoId&)>;
   std::uint64_t listen(Listener listener);
+  /// Calls `listener(video_id)` after each change to one of `ids` only: a change costs nothing to the
+  /// listeners of other jobs (thousands of SSE streams, each on its own job). Returns a handle for
+  /// unlisten().
+  std::uint64_t listen_to(const std::vector<VideoId>& ids, Listener listener);
   void unlisten(std::uint64_t handle);
 
   std::size_t size() const;
@@ -117,7 +122,9 @@ class JobBook {
   mutable std::mutex mutex_;
   std::map<VideoId, Entry> jobs_;
   std::mutex listeners_mutex_;
-  std::map<std::uint64_t, Listener> listeners_;
+  std::map<std::uint64_t, std::shared_ptr<const Listener>> listeners_;  // of every job
+  std::multimap<VideoId, std::pair<std::uint64_t, std::shared_ptr<const Listener>>> job_listeners_;
+  std::map<std::uint64_t, std::vector<VideoId>> watched_;  // what each job listener is filed under
   std::uint64_t next_listener_ = 1;
 };
 

@@ -1,5 +1,6 @@
 #include "worker/worker_pool.h"
 
+#include <algorithm>
 #include <random>
 
 #include <spdlog/spdlog.h>
@@ -105,34 +106,35 @@ void WorkerPool::on_job_changed(const VideoId& id) {
 
 void WorkerPool::run(std::stop_token stop, int slot) {
   while (!stop.stop_requested()) {
-    std::optional<TaskLease> lease;
+    std::vector<TaskLease> leases;
     try {
-      lease = tasks_->next(std::chrono::milliseconds(500));
+      // Decode once, encode many: the job's other queued renditions come with its first, taken together.
+      leases = tasks_->next_group(std::chrono::milliseconds(500), static_cast<std::size_t>(std::max(0, options_.max_group - 1)));
     } catch (const std::exception& e) {
       spdlog::error("{}#{}: cannot take a task: {}", options_.name, slot, e.what());
       std::this_thread::sleep_for(std::chrono::seconds(1));
       continue;
     }
-    if (!lease) continue;
+    if (leases.empty()) continue;
+    const std::string video = leases.front().task.video_id.str();
     try {
-      execute(*lease, stop);
+      execute(std::move(leases), stop);
     } catch (const std::exception& e) {
-      // The task stays leased: the bus hands it out again rather than losing it.
-      spdlog::error("[{} {}] {}#{}: task abandoned: {}", lease->task.video_id.str(), lease->task.rendition.name,
-                    options_.name, slot, e.what());
+      // The tasks stay leased: the bus hands them out again rather than losing them.
+      spdlog::error("[{}] {}#{}: task abandoned: {}", video, options_.name, slot, e.what());
     }
   }
 }
 
-void WorkerPool::execute(const TaskLease& first, std::stop_token stop) {
-  // Decode once, encode many: the job's other queued renditions join this one in a single ffmpeg.
+void WorkerPool::execute(std::vector<TaskLease> leases, std::stop_token stop) {
+  // The renditions that read the same source with the same settings share one ffmpeg.
+  const TaskLease& first = leases.front();
   std::vector<TaskLease> group{first};
   std::vector<TaskLease> apart;
-  if (options_.max_group > 1) {
-    for (auto& sibling : tasks_->claim_siblings(first, static_cast<std::size_t>(options_.max_group - 1))) {
-      bool same_input = sibling.task.source_key == first.task.source_key && sibling.task.encoding == first.task.encoding;
-      (same_input ? group : apart).push_back(std::move(sibling));
-    }
+  for (std::size_t i = 1; i < leases.size(); ++i) {
+    TaskLease& sibling = leases[i];
+    bool same_input = sibling.task.source_key == first.task.source_key && sibling.task.encoding == first.task.encoding;
+    (same_input ? group : apart).push_back(std::move(sibling));
   }
   execute_group(std::move(group), stop);
   for (auto& lease : apart) execute_group({std::move(lease)}, stop);

@@ -51,7 +51,7 @@ class WorkerPool {
  private:
   struct Running;
   void run(std::stop_token stop, int slot);
-  void execute(const TaskLease& first, std::stop_token stop);
+  void execute(std::vector<TaskLease> leases, std::stop_token stop);
   void execute_group(std::vector<TaskLease> group, std::stop_token stop);
   void on_job_changed(const VideoId& id);
 

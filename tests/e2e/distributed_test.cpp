@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "e2e/e2e_support.h"
@@ -89,15 +90,16 @@ class DistributedTest : public ::testing::Test {
 
 }  // namespace
 
-TEST_F(DistributedTest, WorkerPoolsPerClassShareTheWorkAndEveryJobCompletes) {
+TEST_F(DistributedTest, WorkerPoolsPerClassShareTheWorkJobByJobEachJobDecodedOnceAClass) {
   start_worker("sd");
   start_worker("sd");
   start_worker("hd,uhd");
   auto clip = testing::make_clip(media.path(), "dist", {.width = 1280, .height = 720, .seconds = 2});
-  // Two workers of one class each took a task of the same job: with 4 sd renditions a job over 12
-  // partitions shared by two consumers, a few jobs make that all but certain.
-  bool shared = false;
-  for (int attempt = 0; attempt < 4 && !shared; ++attempt) {
+  // A job's renditions of one class share a partition (keyed by video id), so one worker of the class
+  // encodes them all from one decode, and the class's workers share the work job by job. Jobs land on
+  // partitions by their random ids: a dozen jobs make it all but certain that both sd workers get one.
+  std::set<std::string> sd_workers;
+  for (int attempt = 0; attempt < 12 && sd_workers.size() < 2; ++attempt) {
     const std::string id = upload(clip, "144p,240p,360p,480p,720p");
     ASSERT_FALSE(id.empty());
     auto stream = follow_job(api->url(), id, std::chrono::seconds(240));
@@ -110,10 +112,20 @@ TEST_F(DistributedTest, WorkerPoolsPerClassShareTheWorkAndEveryJobCompletes) {
       workers_by_class[rendition == "720p" ? "hd" : "sd"].insert(data["worker"].get<std::string>());
     }
     EXPECT_EQ(workers_by_class["hd"].size(), 1u);
-    shared = workers_by_class["sd"].size() == 2;
+    EXPECT_EQ(workers_by_class["sd"].size(), 1u) << "a job's sd renditions went to two workers";
+    sd_workers.insert(workers_by_class["sd"].begin(), workers_by_class["sd"].end());
+    // One ffmpeg for the job's four sd renditions, in whichever sd worker took them.
+    std::size_t one_decode = 0;
+    for (const auto& w : workers) {
+      std::istringstream log(w->log());
+      for (std::string line; std::getline(log, line);) {
+        one_decode += line.find(id) != std::string::npos && line.find("encoding 4 rendition(s) from one decode") != std::string::npos;
+      }
+    }
+    EXPECT_EQ(one_decode, 1u) << id;
     expect_done_once_each(id, 5);
   }
-  EXPECT_TRUE(shared) << "the two sd workers never shared a job";
+  EXPECT_EQ(sd_workers.size(), 2u) << "one sd worker took every job";
 }
 
 TEST_F(DistributedTest, AWorkerAnswersProbesAndMetricsOnItsOwnPort) {

@@ -522,8 +522,39 @@ class SqliteTaskSource final : public TaskSource {
   }
 
   std::optional<TaskLease> next(milliseconds wait) override {
-    auto deadline = std::chrono::steady_clock::now() + std::clamp(wait, milliseconds{0}, kLongestWait);
     std::unique_lock lock(state_->mutex);
+    return next_locked(lock, wait);
+  }
+
+  std::vector<TaskLease> next_group(milliseconds wait, std::size_t max_siblings) override {
+    std::vector<TaskLease> group;
+    // One lock hold for the first task and its siblings: a second worker woken by the same enqueue
+    // cannot lease part of the job in between.
+    std::unique_lock lock(state_->mutex);
+    auto first = next_locked(lock, wait);
+    if (!first) return group;
+    group.push_back(std::move(*first));
+    for (auto& sibling : claim_locked(group.front(), max_siblings)) group.push_back(std::move(sibling));
+    return group;
+  }
+
+  std::vector<TaskLease> claim_siblings(const TaskLease& first, std::size_t max) override {
+    std::lock_guard guard(state_->mutex);
+    return claim_locked(first, max);
+  }
+
+  void complete(const TaskLease& lease) override {
+    std::lock_guard guard(state_->mutex);
+    state_->db.query("DELETE FROM tasks WHERE id = ?1")->bind(1, static_cast<std::int64_t>(lease.handle)).run();
+    if (state_->db.changes() == 0) {
+      spdlog::debug("event bus: completed task {} was already gone (its job was deleted)", lease.handle);
+    }
+  }
+
+ private:
+  // Called with the mutex held (by `lock`), which it releases while it waits.
+  std::optional<TaskLease> next_locked(std::unique_lock<std::mutex>& lock, milliseconds wait) {
+    auto deadline = std::chrono::steady_clock::now() + std::clamp(wait, milliseconds{0}, kLongestWait);
     for (;;) {
       if (auto lease = try_lease()) return lease;
       auto now = std::chrono::steady_clock::now();
@@ -538,10 +569,10 @@ class SqliteTaskSource final : public TaskSource {
     }
   }
 
-  std::vector<TaskLease> claim_siblings(const TaskLease& first, std::size_t max) override {
+  // Called with the mutex held.
+  std::vector<TaskLease> claim_locked(const TaskLease& first, std::size_t max) {
     std::vector<TaskLease> leases;
     if (max == 0) return leases;
-    std::lock_guard guard(state_->mutex);
     std::vector<std::pair<std::int64_t, std::pair<std::string, std::int64_t>>> rows;
     {
       auto q = state_->db.query(siblings_sql_);
@@ -567,15 +598,6 @@ class SqliteTaskSource final : public TaskSource {
     return leases;
   }
 
-  void complete(const TaskLease& lease) override {
-    std::lock_guard guard(state_->mutex);
-    state_->db.query("DELETE FROM tasks WHERE id = ?1")->bind(1, static_cast<std::int64_t>(lease.handle)).run();
-    if (state_->db.changes() == 0) {
-      spdlog::debug("event bus: completed task {} was already gone (its job was deleted)", lease.handle);
-    }
-  }
-
- private:
   void bind_classes(const Query& q) const {
     for (std::size_t i = 0; i < classes_.size(); ++i) q->bind(static_cast<int>(i + 2), classes_[i]);
   }
@@ -661,24 +683,34 @@ std::unique_ptr<Subscription> SqliteEventBus::subscribe(EventHandler handler, st
   return std::make_unique<SqliteSubscription>(state_, std::move(handler), std::move(caught_up));
 }
 
-void SqliteEventBus::enqueue(const RenditionTask& task, milliseconds not_before) {
-  auto body = to_text(to_json(task));
+void SqliteEventBus::enqueue(const RenditionTask& task, milliseconds not_before) { enqueue_all({task}, not_before); }
+
+void SqliteEventBus::enqueue_all(const std::vector<RenditionTask>& tasks, milliseconds not_before) {
+  if (tasks.empty()) return;
+  std::vector<std::string> bodies;
+  bodies.reserve(tasks.size());
+  for (const auto& task : tasks) bodies.push_back(to_text(to_json(task)));
   auto now = wall_ms();
   {
     std::lock_guard guard(state_->mutex);
-    state_->db
-        .query(
-            "INSERT INTO tasks (video_id, rendition, class, body, state, not_before, enqueued_at) "
-            "VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)")
-        ->bind(1, task.video_id.str())
-        .bind(2, task.rendition.name)
-        .bind(3, task.rendition.worker_class)
-        .bind(4, body)
-        .bind(5, now + std::max(not_before, milliseconds{0}).count())
-        .bind(6, now)
-        .run();
+    // One transaction: the rows become visible (and durable) together, and cost one WAL commit.
+    Transaction transaction(state_->db);
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+      state_->db
+          .query(
+              "INSERT INTO tasks (video_id, rendition, class, body, state, not_before, enqueued_at) "
+              "VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)")
+          ->bind(1, tasks[i].video_id.str())
+          .bind(2, tasks[i].rendition.name)
+          .bind(3, tasks[i].rendition.worker_class)
+          .bind(4, bodies[i])
+          .bind(5, now + std::max(not_before, milliseconds{0}).count())
+          .bind(6, now)
+          .run();
+    }
+    transaction.commit();
   }
-  // Every waiting source looks again: the task may be theirs, or due earlier than what they wait for.
+  // Every waiting source looks again: the tasks may be theirs, or due earlier than what they wait for.
   state_->tasks.notify_all();
 }
 

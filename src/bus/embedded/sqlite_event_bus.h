@@ -56,8 +56,14 @@ class SqliteEventBus final : public EventBus {
   void enqueue(const RenditionTask& task,
                std::chrono::milliseconds not_before = std::chrono::milliseconds{0}) override;
 
+  /// Queues every task in one transaction: none is visible to a task source before all are, so the
+  /// worker that takes the first finds the rest (TaskSource::next_group). Durable when it returns.
+  void enqueue_all(const std::vector<RenditionTask>& tasks,
+                   std::chrono::milliseconds not_before = std::chrono::milliseconds{0}) override;
+
   /// A source of the due tasks of `classes` (empty: every class), oldest first. Each task is leased to
   /// exactly one next() caller until it is completed, or until the bus is reopened after a crash.
+  /// next_group() leases a task and its job's other due tasks of these classes under one lock hold.
   std::unique_ptr<TaskSource> tasks(const std::vector<std::string>& classes) override;
 
   /// Deletes the job's events and tasks. Other jobs' events keep their positions.

@@ -300,21 +300,42 @@ std::unique_ptr<Subscription> KafkaEventBus::subscribe(EventHandler handler, std
 }
 
 void KafkaEventBus::enqueue(const RenditionTask& task, std::chrono::milliseconds not_before) {
+  enqueue_all({task}, not_before);
+}
+
+void KafkaEventBus::enqueue_all(const std::vector<RenditionTask>& tasks, std::chrono::milliseconds not_before) {
   const KafkaOptions& o = core_->options;
-  const std::string& worker_class = task.rendition.worker_class;
-  if (!core_->has_class(worker_class)) {
-    throw Error(ErrorCode::internal,
-                fmt::format("no Kafka topic for worker class '{}' (classes: {})", worker_class, fmt::join(o.worker_classes, ",")),
-                "unknown_worker_class");
+  for (const auto& task : tasks) {
+    const std::string& worker_class = task.rendition.worker_class;
+    if (!core_->has_class(worker_class)) {
+      throw Error(ErrorCode::internal,
+                  fmt::format("no Kafka topic for worker class '{}' (classes: {})", worker_class, fmt::join(o.worker_classes, ",")),
+                  "unknown_worker_class");
+    }
   }
-  nlohmann::json value = to_json(task);
   const TimestampMs now = now_ms();
-  // An absolute time, so the delay holds whichever worker takes the task, and after a redelivery.
-  value["not_before_ms"] = not_before.count() > 0 ? now + not_before.count() : 0;
-  value["enqueued_at_ms"] = now;
-  core_->producer->produce_durable({Record{core_->tasks_topic(worker_class),
-                                           task.video_id.str() + "/" + task.rendition.name,
-                                           value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)}});
+  std::vector<Record> records;
+  records.reserve(tasks.size());
+  for (const auto& task : tasks) {
+    nlohmann::json value = to_json(task);
+    // An absolute time, so the delay holds whichever worker takes the task, and after a redelivery.
+    value["not_before_ms"] = not_before.count() > 0 ? now + not_before.count() : 0;
+    value["enqueued_at_ms"] = now;
+    // The job's renditions of this class queued with it, in order: the worker that takes one waits for
+    // the others (they follow in the same partition) to encode them all from one decode.
+    nlohmann::json group = nlohmann::json::array();
+    for (const auto& other : tasks) {
+      if (other.video_id == task.video_id && other.rendition.worker_class == task.rendition.worker_class) {
+        group.push_back(other.rendition.name);
+      }
+    }
+    value["group"] = std::move(group);
+    // Keyed by the video: a job's tasks of one class land in one partition, so one worker gets them all.
+    records.push_back(Record{core_->tasks_topic(task.rendition.worker_class), task.video_id.str(),
+                             value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
+  }
+  // One batch, one wait for the acknowledgements.
+  core_->producer->produce_durable(records);
 }
 
 std::unique_ptr<TaskSource> KafkaEventBus::tasks(const std::vector<std::string>& classes) { return kafka_tasks(classes); }

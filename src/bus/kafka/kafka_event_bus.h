@@ -5,8 +5,9 @@
 //  - video.events: every event, key = video id, so one job's events stay in order in one partition and
 //    the partition offset is the event's LogPosition. Every reader reads every partition from the start
 //    (no consumer group), so any number of API processes derive the same state and the same event ids.
-//  - video.tasks.<class>: one message per rendition task, key = "<video id>/<rendition>" so one video's
-//    renditions spread over the partitions. The workers of one class form one consumer group
+//  - video.tasks.<class>: one message per rendition task, key = video id, so one job's renditions of a
+//    class land in one partition, one after another, and the worker that holds it takes them together
+//    (one decode, TaskSource::next_group). The workers of one class form one consumer group
 //    ("framepress-workers-<class>"): each task goes to one worker, and starting more processes scales the
 //    pool. An offset is committed only once its task is completed, and only up to the lowest unfinished
 //    offset of its partition; the finished offsets above it travel in the commit's metadata, so after a
@@ -98,6 +99,13 @@ class KafkaTaskSource final : public TaskSource {
   /// The next due task of any of the classes, oldest first as fetched; nullopt after `wait` without one.
   std::optional<TaskLease> next(std::chrono::milliseconds wait) override;
 
+  /// The next due task, then the other tasks of its job queued with it (enqueue_all), up to
+  /// `max_siblings`: those already fetched, and those the poll thread fetches next from the same
+  /// partition, waiting (briefly: they follow it in the partition) until they come or the partition has
+  /// been read past them. Meanwhile no other caller takes that job's tasks and no partition is paused.
+  /// Siblings not found (finished before a redelivery, or queued apart) run as groups of their own.
+  std::vector<TaskLease> next_group(std::chrono::milliseconds wait, std::size_t max_siblings) override;
+
   /// Marks the lease's offset finished. The poll thread commits its partition at once (asynchronously,
   /// retried while the broker is away, and synchronously when the partition is revoked or the source
   /// closes), up to the lowest unfinished offset with the finished ones above it in the commit's
@@ -159,11 +167,19 @@ class KafkaEventBus final : public EventBus {
   /// be read.
   std::unique_ptr<Subscription> subscribe(EventHandler handler, std::function<void()> caught_up) override;
 
-  /// Produces the task to its class's topic (key = "<video id>/<rendition>"), with `not_before` as an
-  /// absolute time in the message so that the source holds it back until then, and waits for the
-  /// acknowledgement. Throws Error(internal) for a class that has no topic.
+  /// Produces the task to its class's topic (key = video id), with `not_before` as an absolute time in
+  /// the message so that the source holds it back until then, and waits for the acknowledgement. Throws
+  /// Error(internal) for a class that has no topic.
   void enqueue(const RenditionTask& task,
                std::chrono::milliseconds not_before = std::chrono::milliseconds{0}) override;
+
+  /// As enqueue(), for a job's tasks at once: one producer batch, one wait for its acknowledgements. Each
+  /// message names the renditions of its job and class queued with it ("group"), which follow one another
+  /// in one partition, so that the task source can hand them out together. Not atomic (Kafka has no
+  /// transaction here): when it throws, some tasks may have been stored. Throws Error(internal) before
+  /// producing anything when a task's class has no topic.
+  void enqueue_all(const std::vector<RenditionTask>& tasks,
+                   std::chrono::milliseconds not_before = std::chrono::milliseconds{0}) override;
 
   /// kafka_tasks() as the interface's type.
   std::unique_ptr<TaskSource> tasks(const std::vector<std::string>& classes) override;

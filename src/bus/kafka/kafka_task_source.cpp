@@ -8,6 +8,9 @@
 //    synchronously when partitions are revoked or the source closes), so commits of a partition are sent
 //    in order. Each commit is the lowest unfinished offset plus, in its metadata, the finished ones above
 //    it (OffsetTracker).
+//  - A job's tasks of one class share a partition (keyed by video id) and each names the renditions queued
+//    with it. next_group() hands out the first and then collects the others as the poll thread fetches
+//    them: while it does, no partition is paused and no other worker may take that job's tasks.
 
 #include <algorithm>
 #include <atomic>
@@ -40,10 +43,16 @@ using kafka::OffsetTracker;
 constexpr std::size_t prefetch = 1;
 // After a failed commit, the next attempt waits this long (the broker is likely away).
 constexpr auto commit_retry_delay = std::chrono::seconds(1);
+// How long next_group() waits at most for a job's other tasks to be fetched. They were produced in one
+// batch right behind the first, so a fetch brings them in milliseconds; this only bounds a broker that
+// went away meanwhile, or siblings that never come (finished before a redelivery, say), when the
+// partition's fetch position does not tell.
+constexpr auto sibling_patience = std::chrono::seconds(5);
 
 struct ParsedTask {
   std::optional<RenditionTask> task;
   TimestampMs due_ms = 0;
+  std::vector<std::string> group;
   std::string error;
 };
 
@@ -53,6 +62,12 @@ ParsedTask parse_task(std::string_view value) {
     const auto json = nlohmann::json::parse(value);
     parsed.task = task_from_json(json);
     if (auto it = json.find("not_before_ms"); it != json.end() && it->is_number_integer()) parsed.due_ms = it->get<TimestampMs>();
+    // Absent from a task queued alone (or by an older framepress): then it has no siblings to wait for.
+    if (auto it = json.find("group"); it != json.end() && it->is_array()) {
+      for (const auto& name : *it) {
+        if (name.is_string()) parsed.group.push_back(name.get<std::string>());
+      }
+    }
   } catch (const std::exception& e) {
     parsed.error = e.what();
   }
@@ -78,6 +93,7 @@ struct ReadyTask {
   std::uint64_t epoch = 0;  // of the partition's assignment when fetched
   RenditionTask task;
   std::chrono::system_clock::time_point enqueued_at;
+  std::vector<std::string> group;  // the renditions of its job and class queued with it, in queue order
 };
 
 /// What a lease handle stands for.
@@ -94,6 +110,7 @@ class KafkaTaskSourceImpl {
   ~KafkaTaskSourceImpl();
 
   std::optional<TaskLease> next(std::chrono::milliseconds wait);
+  std::vector<TaskLease> next_group(std::chrono::milliseconds wait, std::size_t max_siblings);
   void complete(const TaskLease& lease);
   void dead_letter(const TaskLease& lease, const std::string& reason);
   std::size_t assigned_partitions() const;
@@ -107,8 +124,19 @@ class KafkaTaskSourceImpl {
   bool stopping = false;
   std::map<std::uint64_t, LeaseRecord> leases;
   std::uint64_t next_handle = 1;
+  /// Jobs whose siblings a next_group() call is collecting: nobody else takes their tasks meanwhile.
+  std::map<VideoId, std::size_t> claiming;
+  /// next_group() calls collecting now: while there are any, no partition is paused.
+  std::size_t claims = 0;
 
  private:
+  /// Waits up to `wait` for a ready task that nobody is collecting, and leases it. Under `lock`.
+  std::optional<ReadyTask> take_first(std::unique_lock<std::mutex>& lock, std::chrono::milliseconds wait);
+  /// Leases the ready tasks of `video` (up to `max` in all in `group`), appending them to `group`. Under
+  /// the lock.
+  void take_siblings(const VideoId& video, std::size_t max, std::vector<TaskLease>& group);
+  TaskLease lease(ReadyTask task);
+
   std::vector<std::unique_ptr<ClassConsumer>> consumers_;
 };
 
@@ -130,6 +158,13 @@ class ClassConsumer {
 
   // Under source_.mutex.
   std::size_t partition_count() const { return partitions_.size(); }
+  /// The highest offset of `p` fetched since it was assigned here (-1: none yet); nullopt when this
+  /// consumer does not hold `p`.
+  std::optional<std::int64_t> fetched_upto(std::int32_t p) const {
+    auto it = partitions_.find(p);
+    if (it == partitions_.end()) return std::nullopt;
+    return it->second.fetched_upto;
+  }
   /// Records that the lease's task is finished; false when its partition was revoked meanwhile.
   bool finish(const LeaseRecord& lease);
 
@@ -141,6 +176,7 @@ class ClassConsumer {
     OffsetTracker tracker;
     std::uint64_t epoch = 0;
     bool paused = false;
+    std::int64_t fetched_upto = -1;
     std::optional<OffsetTracker::Commit> sent;  // the last commit sent (or the one read at assignment)
   };
 
@@ -296,12 +332,16 @@ void ClassConsumer::on_message(const rd_kafka_message_t& message) {
     std::lock_guard lock(source_.mutex);
     auto it = partitions_.find(p);
     if (it == partitions_.end()) return;  // revoked while the message was on its way
+    it->second.fetched_upto = std::max(it->second.fetched_upto, offset);
+    // A next_group() call may be waiting to see how far the partition has been read.
+    if (source_.claims > 0) source_.ready_changed.notify_all();
     fetched = it->second.tracker.fetched(offset);
     if (fetched == OffsetTracker::Fetched::fresh && parsed.task && adopt_running(p, offset, it->second)) {
       return;
     }
     if (fetched == OffsetTracker::Fetched::fresh && parsed.task) {
-      ReadyTask ready{this, p, offset, it->second.epoch, std::move(*parsed.task), enqueued_at(message)};
+      ReadyTask ready{this, p, offset, it->second.epoch, std::move(*parsed.task), enqueued_at(message),
+                      std::move(parsed.group)};
       if (parsed.due_ms > now_ms()) {
         delayed_.emplace(parsed.due_ms, std::move(ready));
       } else {
@@ -345,7 +385,9 @@ void ClassConsumer::adjust_flow() {
   bool pause = false;
   {
     std::lock_guard lock(source_.mutex);
-    pause = source_.ready.size() >= source_.waiters + prefetch;
+    // A next_group() call collecting a job's tasks needs their partition fetched: pausing would also
+    // drop what librdkafka has fetched but not yet handed over.
+    pause = source_.claims == 0 && source_.ready.size() >= source_.waiters + prefetch;
     for (auto& [p, state] : partitions_) {
       // Only partitions whose state changes: resuming one that is not paused makes librdkafka 2.0 fetch
       // again from an older position (librdkafka issue #4686).
@@ -612,8 +654,11 @@ KafkaTaskSourceImpl::~KafkaTaskSourceImpl() {
   for (auto& c : consumers_) c->close();
 }
 
-std::optional<TaskLease> KafkaTaskSourceImpl::next(std::chrono::milliseconds wait) {
-  std::unique_lock lock(mutex);
+std::optional<ReadyTask> KafkaTaskSourceImpl::take_first(std::unique_lock<std::mutex>& lock,
+                                                         std::chrono::milliseconds wait) {
+  auto takeable = [&] {
+    return std::find_if(ready.begin(), ready.end(), [&](const ReadyTask& t) { return !claiming.contains(t.task.video_id); });
+  };
   ++waiters;
   // Nothing fetched: the partitions may be paused; let the poll threads resume them now (outside the
   // lock: their rebalance callbacks take it while librdkafka serves them).
@@ -622,14 +667,88 @@ std::optional<TaskLease> KafkaTaskSourceImpl::next(std::chrono::milliseconds wai
     for (auto& c : consumers_) c->wake();
     lock.lock();
   }
-  ready_changed.wait_for(lock, wait, [&] { return stopping || !ready.empty(); });
+  ready_changed.wait_for(lock, wait, [&] { return stopping || takeable() != ready.end(); });
   --waiters;
-  if (stopping || ready.empty()) return std::nullopt;
-  ReadyTask task = std::move(ready.front());
-  ready.pop_front();
+  if (stopping) return std::nullopt;
+  auto it = takeable();
+  if (it == ready.end()) return std::nullopt;
+  ReadyTask task = std::move(*it);
+  ready.erase(it);
+  return task;
+}
+
+TaskLease KafkaTaskSourceImpl::lease(ReadyTask task) {
   const std::uint64_t handle = next_handle++;
   leases.emplace(handle, LeaseRecord{task.consumer, task.partition, task.offset, task.epoch});
   return TaskLease{std::move(task.task), handle, task.enqueued_at};
+}
+
+void KafkaTaskSourceImpl::take_siblings(const VideoId& video, std::size_t max, std::vector<TaskLease>& group) {
+  for (auto it = ready.begin(); it != ready.end() && group.size() < max + 1;) {
+    if (it->task.video_id != video) {
+      ++it;
+      continue;
+    }
+    group.push_back(lease(std::move(*it)));
+    it = ready.erase(it);
+  }
+}
+
+std::optional<TaskLease> KafkaTaskSourceImpl::next(std::chrono::milliseconds wait) {
+  std::unique_lock lock(mutex);
+  auto task = take_first(lock, wait);
+  if (!task) return std::nullopt;
+  return lease(std::move(*task));
+}
+
+std::vector<TaskLease> KafkaTaskSourceImpl::next_group(std::chrono::milliseconds wait, std::size_t max_siblings) {
+  std::vector<TaskLease> group;
+  std::unique_lock lock(mutex);
+  auto first = take_first(lock, wait);
+  if (!first) return group;
+  const VideoId video = first->task.video_id;
+  ClassConsumer* consumer = first->consumer;
+  const std::int32_t partition = first->partition;
+  // The renditions queued behind this one in its batch follow it in the partition, up to this offset
+  // (unless another producer's messages came between: then they come later and run as a group of their own).
+  std::optional<std::int64_t> last_expected;
+  std::vector<std::string> expected;  // siblings not leased yet
+  if (auto self = std::find(first->group.begin(), first->group.end(), first->task.rendition.name); self != first->group.end()) {
+    last_expected = first->offset + (first->group.end() - self - 1);
+    expected.assign(first->group.begin(), first->group.end());
+    std::erase(expected, first->task.rendition.name);
+  }
+  group.push_back(lease(std::move(*first)));
+  if (max_siblings == 0) return group;
+
+  auto collect = [&] {
+    const std::size_t before = group.size();
+    take_siblings(video, max_siblings, group);
+    for (std::size_t i = before; i < group.size(); ++i) std::erase(expected, group[i].task.rendition.name);
+  };
+  collect();
+  if (expected.empty() || group.size() > max_siblings || !last_expected) return group;
+
+  ++claiming[video];
+  ++claims;
+  lock.unlock();
+  consumer->wake();  // resumes the partitions at once
+  lock.lock();
+  const auto deadline = Clock::now() + sibling_patience;
+  for (;;) {
+    collect();
+    if (expected.empty() || group.size() > max_siblings || stopping) break;
+    const auto upto = consumer->fetched_upto(partition);
+    if (!upto || *upto >= *last_expected) break;  // gone from here, or read past the batch
+    if (ready_changed.wait_until(lock, deadline) == std::cv_status::timeout) {
+      collect();
+      break;
+    }
+  }
+  if (--claiming[video] == 0) claiming.erase(video);
+  --claims;
+  ready_changed.notify_all();  // the job's tasks left over are anybody's again
+  return group;
 }
 
 void KafkaTaskSourceImpl::complete(const TaskLease& lease) {
@@ -701,6 +820,9 @@ std::unique_ptr<KafkaTaskSource> KafkaTaskSource::create(std::shared_ptr<detail:
 }
 
 std::optional<TaskLease> KafkaTaskSource::next(std::chrono::milliseconds wait) { return impl_->next(wait); }
+std::vector<TaskLease> KafkaTaskSource::next_group(std::chrono::milliseconds wait, std::size_t max_siblings) {
+  return impl_->next_group(wait, max_siblings);
+}
 void KafkaTaskSource::complete(const TaskLease& lease) { impl_->complete(lease); }
 void KafkaTaskSource::dead_letter(const TaskLease& lease, const std::string& reason) { impl_->dead_letter(lease, reason); }
 std::size_t KafkaTaskSource::assigned_partitions() const { return impl_->assigned_partitions(); }

@@ -458,6 +458,102 @@ TEST_F(SqliteEventBusTest, AWaitingNextIsWokenByEnqueue) {
   EXPECT_EQ(lease->task.rendition.name, "720p");
 }
 
+TEST_F(SqliteEventBusTest, NextGroupTakesAJobQueuedTogetherInOrderUpToTheLimit) {
+  SqliteEventBus bus(db_path());
+  auto id = VideoId::generate();
+  auto other = VideoId::generate();
+  bus.enqueue_all({make_task(id, "720p", "hd"), make_task(id, "480p", "sd"), make_task(id, "360p", "sd"),
+                   make_task(id, "240p", "sd")});
+  bus.enqueue_all({make_task(other, "360p", "sd")});
+  bus.enqueue_all({});  // nothing to queue: no error, no row
+  EXPECT_EQ(bus.stats().queued_tasks, 5u);
+
+  auto source = bus.tasks({});
+  auto group = source->next_group(0ms, 2);
+  ASSERT_EQ(group.size(), 3u);
+  EXPECT_EQ(group[0].task.rendition.name, "720p");
+  EXPECT_EQ(group[1].task.rendition.name, "480p");
+  EXPECT_EQ(group[2].task.rendition.name, "360p");
+  for (const auto& lease : group) EXPECT_EQ(lease.task.video_id, id);
+  // Over the limit: left for the next taker, still ahead of the later job.
+  group = source->next_group(0ms, 8);
+  ASSERT_EQ(group.size(), 1u);
+  EXPECT_EQ(group[0].task.rendition.name, "240p");
+  group = source->next_group(0ms, 8);
+  ASSERT_EQ(group.size(), 1u);
+  EXPECT_EQ(group[0].task.video_id, other);
+  EXPECT_TRUE(source->next_group(0ms, 8).empty());
+}
+
+TEST_F(SqliteEventBusTest, EnqueueAllDelaysEveryTaskAndSurvivesReopen) {
+  auto id = VideoId::generate();
+  {
+    SqliteEventBus bus(db_path());
+    bus.enqueue_all({make_task(id, "360p", "sd", 2), make_task(id, "240p", "sd", 2)}, std::chrono::hours(1));
+    bus.enqueue_all({make_task(id, "144p", "sd")});
+  }
+  SqliteEventBus bus(db_path());
+  EXPECT_EQ(bus.stats().queued_tasks, 3u);
+  auto source = bus.tasks({});
+  auto group = source->next_group(0ms, 8);
+  ASSERT_EQ(group.size(), 1u);  // the delayed ones are an hour away: not siblings yet
+  EXPECT_EQ(group[0].task.rendition.name, "144p");
+  EXPECT_TRUE(source->next_group(0ms, 8).empty());
+}
+
+// The race the API's one-task-at-a-time enqueue lost: idle workers all woken by one job, each taking part
+// of it, so the source was decoded twice or more. With enqueue_all and next_group, the worker that takes
+// the first task leases all its siblings before any other worker can take one.
+TEST_F(SqliteEventBusTest, TheWorkerThatTakesAJobsFirstTaskGetsAllItsSiblings) {
+  SqliteEventBus bus(db_path());
+  auto source = bus.tasks({});
+  constexpr int kWorkers = 4;
+  constexpr int kJobs = 20;
+  const std::vector<std::pair<std::string, std::string>> ladder{{"1080p", "hd"}, {"720p", "hd"}, {"480p", "sd"},
+                                                                {"360p", "sd"}, {"240p", "sd"}, {"144p", "sd"}};
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<std::vector<TaskLease>> groups;
+  std::size_t leased = 0;
+  std::atomic<bool> done{false};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < kWorkers; ++w) {
+    workers.emplace_back([&] {
+      while (!done) {
+        auto group = source->next_group(100ms, 8);
+        if (group.empty()) continue;
+        std::lock_guard lock(mutex);
+        leased += group.size();
+        groups.push_back(std::move(group));
+        changed.notify_all();
+      }
+    });
+  }
+  for (int job = 0; job < kJobs; ++job) {
+    auto id = VideoId::generate();
+    std::vector<RenditionTask> tasks;
+    for (const auto& [name, worker_class] : ladder) tasks.push_back(make_task(id, name, worker_class));
+    bus.enqueue_all(tasks);
+    // One job at a time, as when the workers are idle: every one of them is waiting when it comes.
+    std::unique_lock lock(mutex);
+    if (!changed.wait_for(lock, kPatience, [&] { return leased == ladder.size() * (job + 1); })) {
+      ADD_FAILURE() << "job " << job << ": only " << leased << " tasks leased in all";
+      break;  // the workers must still be joined
+    }
+  }
+  done = true;
+  for (auto& w : workers) w.join();
+
+  ASSERT_EQ(groups.size(), static_cast<std::size_t>(kJobs));
+  for (const auto& group : groups) {
+    ASSERT_EQ(group.size(), ladder.size());
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      EXPECT_EQ(group[i].task.video_id, group[0].task.video_id);
+      EXPECT_EQ(group[i].task.rendition.name, ladder[i].first);
+    }
+  }
+}
+
 TEST_F(SqliteEventBusTest, EachTaskIsHandedToOneWorkerOnly) {
   constexpr int kThreads = 4;
   constexpr int kPerThread = 200;

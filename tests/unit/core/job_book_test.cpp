@@ -187,3 +187,42 @@ TEST(JobBookListeners, AreToldOfChangesUntilTheyLeave) {
 }
 
 }  // namespace framepress
+
+namespace framepress {
+
+TEST(JobBookListeners, AJobListenerHearsOnlyItsJobsOnceEachUntilItLeaves) {
+  JobBook book;
+  const auto watched = VideoId::generate();
+  const auto also = VideoId::generate();
+  const auto other = VideoId::generate();
+  std::vector<VideoId> heard;
+  std::vector<VideoId> everything;
+  auto handle = book.listen_to({watched, also, watched}, [&](const VideoId& id) { heard.push_back(id); });
+  auto all = book.listen([&](const VideoId& id) { everything.push_back(id); });
+  book.apply(1, Event{watched, 1, JobCreated{}});
+  book.apply(2, Event{other, 1, JobCreated{}});
+  book.apply(3, Event{also, 1, JobCreated{}});
+  EXPECT_EQ(heard, (std::vector<VideoId>{watched, also}));  // once per change, though named twice
+  EXPECT_EQ(everything, (std::vector<VideoId>{watched, other, also}));
+  book.unlisten(handle);
+  book.apply(4, Event{watched, 1, JobCancelled{}});
+  EXPECT_EQ(heard.size(), 2u);
+  EXPECT_EQ(everything.size(), 4u);
+  book.unlisten(all);
+  book.unlisten(all);  // twice: harmless
+}
+
+TEST(JobBookListeners, ManyJobListenersLeaveInAnyOrder) {
+  JobBook book;
+  const auto id = VideoId::generate();
+  int calls = 0;
+  std::vector<std::uint64_t> handles;
+  for (int i = 0; i < 100; ++i) handles.push_back(book.listen_to({id}, [&](const VideoId&) { ++calls; }));
+  book.apply(1, Event{id, 1, JobCreated{}});
+  EXPECT_EQ(calls, 100);
+  for (std::size_t i = 0; i < handles.size(); i += 2) book.unlisten(handles[i]);
+  book.apply(2, Event{id, 1, JobCancelled{}});
+  EXPECT_EQ(calls, 150);
+}
+
+}  // namespace framepress

@@ -128,6 +128,21 @@ std::optional<TaskLease> next_within(TaskSource& source, std::chrono::millisecon
   return std::nullopt;
 }
 
+/// next_group() until a task comes or `timeout` passes.
+std::vector<TaskLease> next_group_within(TaskSource& source, std::chrono::milliseconds timeout, std::size_t max_siblings) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (auto group = source.next_group(500ms, max_siblings); !group.empty()) return group;
+  }
+  return {};
+}
+
+std::vector<std::string> names_of(const std::vector<TaskLease>& group) {
+  std::vector<std::string> names;
+  for (const auto& lease : group) names.push_back(lease.task.rendition.name);
+  return names;
+}
+
 // ---- events ------------------------------------------------------------------------------------
 
 /// Records what a subscription delivers.
@@ -704,6 +719,123 @@ TEST(KafkaTaskSource, ATaskQueuedBehindARunningOneIsHandedOutAfterABrokerRestart
   auto again = bus.kafka_tasks({"hd"});
   ASSERT_TRUE(eventually([&] { return again->assigned_partitions() == 1; }, 60s));
   EXPECT_FALSE(next_within(*again, 3s)) << "a completed task came back";
+}
+
+TEST(KafkaTaskSource, AJobQueuedTogetherIsHandedOutTogetherAndRedoneExactlyWhereUnfinished) {
+  const KafkaOptions o = options(1);
+  KafkaEventBus bus(o);
+  const VideoId video = VideoId::generate();
+  const VideoId other = VideoId::generate();
+  std::vector<RenditionTask> tasks;
+  for (int i = 0; i < 6; ++i) tasks.push_back(make_task("hd", fmt::format("r{}", i), video));
+  tasks.push_back(make_task("sd", "360p", video));  // another class: another topic, another group
+  bus.enqueue_all(tasks);
+  bus.enqueue_all({make_task("hd", "720p", other)});
+
+  // Keyed by the video, each naming the renditions of its class queued with it.
+  const auto stored = testing::read_topic(o.bootstrap_servers, o.tasks_topic_prefix + "hd", 7, 30s);
+  ASSERT_EQ(stored.size(), 7u);
+  EXPECT_EQ(stored[0].key, video.str());
+  EXPECT_EQ(nlohmann::json::parse(stored[0].value).at("group"),
+            (nlohmann::json{"r0", "r1", "r2", "r3", "r4", "r5"}));
+
+  {
+    auto a = bus.kafka_tasks({"hd"});
+    // However few tasks the source had fetched when the first was taken, the rest come with it.
+    auto group = next_group_within(*a, 60s, 8);
+    ASSERT_EQ(names_of(group), (std::vector<std::string>{"r0", "r1", "r2", "r3", "r4", "r5"}));
+    auto next = next_group_within(*a, 60s, 8);
+    ASSERT_EQ(next.size(), 1u);
+    EXPECT_EQ(next[0].task.video_id, other);
+    a->complete(next[0]);
+    // Each rendition is still its own task: r2 and r4 are still running when the worker goes.
+    for (const auto& lease : group) {
+      if (lease.task.rendition.name != "r2" && lease.task.rendition.name != "r4") a->complete(lease);
+    }
+  }
+  const auto committed = testing::committed_offset(o.bootstrap_servers, o.worker_group_prefix + "hd", o.tasks_topic_prefix + "hd");
+  EXPECT_EQ(committed.offset, 2) << "the lowest unfinished offset";
+
+  // Handed out again: only the unfinished two, together (the finished ones between and after them are
+  // skipped, and the wait for them ends once the partition has been read past the job).
+  auto b = bus.kafka_tasks({"hd"});
+  auto again = next_group_within(*b, 60s, 8);
+  EXPECT_EQ(names_of(again), (std::vector<std::string>{"r2", "r4"}));
+  for (const auto& lease : again) b->complete(lease);
+  EXPECT_TRUE(next_group_within(*b, 3s, 8).empty()) << "a finished task came back";
+
+  // The sd task went to its own class's source.
+  auto sd = bus.kafka_tasks({"sd"});
+  auto lone = next_group_within(*sd, 60s, 8);
+  EXPECT_EQ(names_of(lone), std::vector<std::string>{"360p"});
+}
+
+TEST(KafkaTaskSource, NextGroupStopsAtItsLimitAndLeavesTheRestForTheNextCall) {
+  const KafkaOptions o = options(1);
+  KafkaEventBus bus(o);
+  const VideoId video = VideoId::generate();
+  std::vector<RenditionTask> tasks;
+  for (int i = 0; i < 5; ++i) tasks.push_back(make_task("hd", fmt::format("r{}", i), video));
+  bus.enqueue_all(tasks);
+  auto a = bus.kafka_tasks({"hd"});
+  auto first = next_group_within(*a, 60s, 2);
+  EXPECT_EQ(names_of(first), (std::vector<std::string>{"r0", "r1", "r2"}));
+  auto rest = next_group_within(*a, 60s, 8);
+  EXPECT_EQ(names_of(rest), (std::vector<std::string>{"r3", "r4"}));
+  for (const auto& lease : first) a->complete(lease);
+  for (const auto& lease : rest) a->complete(lease);
+}
+
+TEST(KafkaTaskSource, EveryJobGoesWholeToOneWorkerOfTheGroup) {
+  const KafkaOptions o = options(4);
+  KafkaEventBus bus(o);
+  auto a = bus.kafka_tasks({"hd"});
+  auto b = bus.kafka_tasks({"hd"});
+  ASSERT_TRUE(eventually([&] {
+    return a->assigned_partitions() > 0 && b->assigned_partitions() > 0 &&
+           a->assigned_partitions() + b->assigned_partitions() == static_cast<std::size_t>(o.partitions);
+  }, 60s));
+
+  constexpr std::size_t kJobs = 12;
+  const std::vector<std::string> ladder{"1080p", "720p", "540p", "480p"};
+  std::mutex mutex;
+  std::vector<std::vector<TaskLease>> groups;
+  std::size_t received = 0;
+  std::atomic<bool> stop{false};
+  // Two worker threads a source, as `framepress worker --concurrency 2` runs them.
+  auto work = [&](KafkaTaskSource& source) {
+    while (!stop.load()) {
+      auto group = source.next_group(300ms, 8);
+      if (group.empty()) continue;
+      for (const auto& lease : group) source.complete(lease);
+      std::lock_guard lock(mutex);
+      received += group.size();
+      groups.push_back(std::move(group));
+    }
+  };
+  std::vector<std::thread> workers;
+  for (auto* source : {a.get(), a.get(), b.get(), b.get()}) workers.emplace_back(work, std::ref(*source));
+  for (std::size_t job = 0; job < kJobs; ++job) {
+    const VideoId video = VideoId::generate();
+    std::vector<RenditionTask> tasks;
+    for (const auto& name : ladder) tasks.push_back(make_task("hd", name, video));
+    bus.enqueue_all(tasks);
+  }
+  const bool all = eventually([&] {
+    std::lock_guard lock(mutex);
+    return received >= kJobs * ladder.size();
+  }, 120s);
+  stop.store(true);
+  for (auto& w : workers) w.join();
+  ASSERT_TRUE(all) << received << " of " << kJobs * ladder.size();
+  EXPECT_EQ(groups.size(), kJobs);
+  std::set<VideoId> jobs;
+  for (const auto& group : groups) {
+    EXPECT_EQ(names_of(group), ladder);
+    for (const auto& lease : group) EXPECT_EQ(lease.task.video_id, group.front().task.video_id);
+    jobs.insert(group.front().task.video_id);
+  }
+  EXPECT_EQ(jobs.size(), kJobs);
 }
 
 TEST(KafkaTaskSource, EnqueueRefusesAClassWithoutATopic) {
