@@ -233,7 +233,7 @@ void WorkerPool::execute_group(std::vector<TaskLease> group, std::stop_token sto
       if (retry) {
         RenditionTask next = task;
         next.attempt += 1;
-        bus_.enqueue(next, options_.retry_backoff * (1 << (task.attempt - 1)));
+        bus_.enqueue_elsewhere(next, options_.retry_backoff * (1 << (task.attempt - 1)), *tasks_);
         tasks_->complete(lease);
       } else {
         tasks_->dead_letter(lease, e.what());

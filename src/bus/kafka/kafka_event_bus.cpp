@@ -297,6 +297,19 @@ std::unique_ptr<Subscription> KafkaEventBus::subscribe(EventHandler handler, std
 }
 
 void KafkaEventBus::enqueue(const RenditionTask& task, std::chrono::milliseconds not_before) {
+  enqueue_to(task, not_before, RD_KAFKA_PARTITION_UA);
+}
+
+void KafkaEventBus::enqueue_elsewhere(const RenditionTask& task, std::chrono::milliseconds not_before,
+                                      TaskSource& failed_on) {
+  std::int32_t partition = RD_KAFKA_PARTITION_UA;
+  if (auto* source = dynamic_cast<KafkaTaskSource*>(&failed_on)) {
+    partition = source->partition_elsewhere(task.rendition.worker_class);
+  }
+  enqueue_to(task, not_before, partition);
+}
+
+void KafkaEventBus::enqueue_to(const RenditionTask& task, std::chrono::milliseconds not_before, std::int32_t partition) {
   const KafkaOptions& o = core_->options;
   const std::string& worker_class = task.rendition.worker_class;
   if (!core_->has_class(worker_class)) {
@@ -311,7 +324,8 @@ void KafkaEventBus::enqueue(const RenditionTask& task, std::chrono::milliseconds
   value["enqueued_at_ms"] = now;
   core_->producer->produce_durable({Record{core_->tasks_topic(worker_class),
                                            task.video_id.str() + "/" + task.rendition.name,
-                                           value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)}});
+                                           value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                                           partition}});
 }
 
 std::unique_ptr<TaskSource> KafkaEventBus::tasks(const std::vector<std::string>& classes) { return kafka_tasks(classes); }
