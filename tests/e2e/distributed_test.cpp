@@ -10,42 +10,12 @@
 #include <thread>
 
 #include "e2e/e2e_support.h"
+#include "e2e/script_service.h"
 
 namespace framepress::e2e {
 namespace {
 
 using testing::TempDir;
-
-/// A service that one of scripts/*.sh starts in a directory and describes in DIR/env.
-class ScriptService {
- public:
-  ScriptService(std::string script, std::filesystem::path dir) : script_(std::move(script)), dir_(std::move(dir)) {
-    run("start");
-    std::ifstream in(dir_ / "env");
-    for (std::string line; std::getline(in, line);) {
-      auto eq = line.find('=');
-      if (eq != std::string::npos) env_[line.substr(0, eq)] = line.substr(eq + 1);
-    }
-  }
-  ~ScriptService() { run("stop", false); }
-  const std::string& operator[](const std::string& name) const { return env_.at(name); }
-  void kill() { run("kill"); }
-  void restart() { run("restart"); }
-
- private:
-  void run(const std::string& verb, bool must_succeed = true) {
-    // The scripts stop their server when this process dies, so a crashed test leaves nothing running.
-    std::string owner = script_.find("kafka") != std::string::npos ? "KAFKA_OWNER_PID" : "S3_OWNER_PID";
-    std::string command = owner + "=" + std::to_string(::getpid()) + " " + std::string(FRAMEPRESS_SOURCE_DIR) +
-                          "/scripts/" + script_ + " " + verb + " " + dir_.string() + " >> " +
-                          (dir_.parent_path() / (script_ + ".log")).string() + " 2>&1";
-    int status = std::system(command.c_str());
-    if (must_succeed && status != 0) throw std::runtime_error(command + " failed");
-  }
-  std::string script_;
-  std::filesystem::path dir_;
-  std::map<std::string, std::string> env_;
-};
 
 class DistributedTest : public ::testing::Test {
  protected:
