@@ -519,6 +519,7 @@ TEST(Faults, AFullScratchDiskFailsTheTaskThereAndAnotherWorkerCompletesIt) {
       std::cout << "attempt " << data["attempt"] << " of " << data["rendition"].get<std::string>() << " failed: " << reason
                 << std::endl;
       EXPECT_NE(reason.find("No space left on device"), std::string::npos) << reason;
+      EXPECT_EQ(reason.find(scratch.path().string()), std::string::npos) << "a server path reaches users: " << reason;
     }
   }
   EXPECT_GE(failures, 1);
