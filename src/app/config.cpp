@@ -133,6 +133,11 @@ const std::vector<OptionSpec>& specs() {
                        [](Config& c, const std::string& v) {
                          if (v != "embedded" && v.rfind("kafka://", 0) != 0) invalid("'embedded' or kafka://host:port");
                          refuse_credentials(v, "the SASL password comes from FRAMEPRESS_KAFKA_SASL_PASSWORD or _FILE");
+                         // A query is no part of a broker list, and one could carry a secret into the log.
+                         if (v.find_first_of("?#") != std::string::npos) {
+                           throw CredentialsInUrl("kafka://host:port[,host:port…] with no query (client settings go "
+                                                  "in --kafka-properties)");
+                         }
                          c.bus = v;
                        },
                        {"KAFKA_SERVER"}));

@@ -162,12 +162,14 @@ TEST(Config, UrlsWithCredentialsAreRefusedWithoutEchoingThem) {
   for (const auto& [key, url] : std::vector<std::pair<std::string, std::string>>{
            {"storage", "s3://AKIDEXAMPLE:hunter2secret@videos?endpoint=http://127.0.0.1:8333"},
            {"storage", "file://user:hunter2secret@host/srv/objects"},
-           {"bus", "kafka://user:hunter2secret@127.0.0.1:9092"}}) {
+           {"bus", "kafka://user:hunter2secret@127.0.0.1:9092"},
+           {"bus", "kafka://127.0.0.1:9092?sasl.password=hunter2secret"}}) {
     ConfigSources s;
     s.flags = {{key, url}};
     const std::string message = error_of(s, kServe);
     EXPECT_NE(message.find("--" + key), std::string::npos) << message;
-    EXPECT_NE(message.find("user:password@"), std::string::npos) << message;
+    EXPECT_TRUE(message.find("user:password@") != std::string::npos || message.find("no query") != std::string::npos)
+        << message;
     EXPECT_EQ(message.find("hunter2secret"), std::string::npos) << "the secret is echoed: " << message;
     EXPECT_EQ(message.find("AKIDEXAMPLE"), std::string::npos) << message;
   }
