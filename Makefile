@@ -5,7 +5,7 @@ BUILD_DIR ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all deps services build web run test test-unit test-e2e clean
+.PHONY: all deps services build web run test test-unit test-e2e test-faults clean
 
 all: build
 
@@ -38,6 +38,11 @@ test-unit: build
 
 test-e2e: build web
 	cd $(BUILD_DIR) && ctest --output-on-failure -L 'e2e|web'
+
+# Processes killed at random moments over many jobs (also part of `make test`); prints a table per run.
+# FRAMEPRESS_FAULT_SEED=N repeats a run's random choices.
+test-faults: build services
+	cd $(BUILD_DIR) && ctest --output-on-failure -V -L faults
 
 clean:
 	rm -rf $(BUILD_DIR) web/dist

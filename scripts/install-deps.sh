@@ -10,6 +10,7 @@ packages=(
   librdkafka-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev
   nlohmann-json3-dev libspdlog-dev libcli11-dev libtomlplusplus-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  curl   # the fault tests list the S3 test bucket with it (SigV4)
 )
 
 missing=()

@@ -23,6 +23,11 @@ struct OptionSpec {
 
 [[noreturn]] void invalid(const std::string& expected) { throw std::invalid_argument(expected); }
 
+// A refused value that may hold a secret: the message never shows it.
+struct CredentialsInUrl : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
 int to_int(const std::string& text, int min, int max) {
   int value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -55,6 +60,18 @@ std::chrono::seconds to_duration(const std::string& text) {
   auto value = parse_duration(text);
   if (!value) invalid("a duration such as 90s, 15m or 6h");
   return *value;
+}
+
+// User information in a URL ("user:password@") is where people put secrets; the URLs are logged and echoed
+// in errors, so it is refused rather than stripped silently.
+void refuse_credentials(const std::string& url, const std::string& where_they_go) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) return;
+  const auto authority_end = url.find_first_of("/?#", scheme_end + 3);
+  const std::string_view authority = std::string_view(url).substr(scheme_end + 3, authority_end - (scheme_end + 3));
+  if (authority.find('@') != std::string_view::npos) {
+    throw CredentialsInUrl("a URL without user:password@ (" + where_they_go + ")");
+  }
 }
 
 std::vector<std::string> to_list(const std::string& text) {
@@ -115,12 +132,19 @@ const std::vector<OptionSpec>& specs() {
     t.push_back(option("bus", kServers, "embedded", "event bus: 'embedded' or kafka://host:9092[,host2:9092]",
                        [](Config& c, const std::string& v) {
                          if (v != "embedded" && v.rfind("kafka://", 0) != 0) invalid("'embedded' or kafka://host:port");
+                         refuse_credentials(v, "the SASL password comes from FRAMEPRESS_KAFKA_SASL_PASSWORD or _FILE");
+                         // A query is no part of a broker list, and one could carry a secret into the log.
+                         if (v.find_first_of("?#") != std::string::npos) {
+                           throw CredentialsInUrl("kafka://host:port[,host:port…] with no query (client settings go "
+                                                  "in --kafka-properties)");
+                         }
                          c.bus = v;
                        },
                        {"KAFKA_SERVER"}));
     t.push_back(option("storage", kServers, "file://<data_dir>/objects", "object store: file:///path or s3://bucket?…",
                        [](Config& c, const std::string& v) {
                          if (v.rfind("file://", 0) != 0 && v.rfind("s3://", 0) != 0) invalid("file:///path or s3://bucket");
+                         refuse_credentials(v, "S3 keys come from FRAMEPRESS_S3_ACCESS_KEY and _SECRET_KEY or their _FILE forms");
                          c.storage = v;
                        },
                        {"MINIO_BUCKET"}));
@@ -212,6 +236,9 @@ const std::vector<OptionSpec>& specs() {
                        [](Config& c, const std::string& v) { c.task_timeout = to_duration(v); }));
     t.push_back(option("limits.encoder_memory", kWork, "0 (none)", "address-space limit of each encoder process",
                        [](Config& c, const std::string& v) { c.encoder_memory_limit = to_size(v); }));
+    t.push_back(option("limits.encoder_cpu_time", kWork, "0 (none)",
+                       "CPU-time limit of each encoder process, all its threads together (e.g. 12h)",
+                       [](Config& c, const std::string& v) { c.encoder_cpu_time_limit = to_duration(v); }));
     t.push_back(option("concurrency", kWorker, "one per core", "encodes this worker runs in parallel (as --workers)",
                        [](Config& c, const std::string& v) { c.workers = to_int(v, 1, 256); }));
     t.push_back(option("kafka.events_topic", kServers, "video.events", "topic of every job event (key: video id)",
@@ -379,8 +406,10 @@ Config resolve(const ConfigSources& sources, unsigned scope) {
     try {
       spec.set(config, value);
     } catch (const std::invalid_argument& e) {
-      // Client properties may carry credentials (sasl.password): a refused value is never echoed.
-      const bool may_hold_secrets = spec.info.key == "kafka.properties";
+      // Client properties may carry credentials (sasl.password), URLs user information: such a refused
+      // value is never echoed.
+      const bool may_hold_secrets =
+          spec.info.key == "kafka.properties" || dynamic_cast<const CredentialsInUrl*>(&e) != nullptr;
       throw Error(ErrorCode::bad_request,
                   "invalid value " + (may_hold_secrets ? std::string("(not shown)") : "'" + value + "'") + " for " +
                       spec.info.flag + " (from " + origin + "): expected " + e.what(),

@@ -61,6 +61,7 @@ struct Config {
   MediaLimits limits;
   std::chrono::seconds task_timeout{6 * 3600};
   std::uint64_t encoder_memory_limit = 0;   // bytes of address space per encoder child; 0: none
+  std::chrono::seconds encoder_cpu_time_limit{0};  // CPU seconds per encoder child, all threads; 0: none
 
   // Kafka (the distributed bus)
   std::string kafka_events_topic = "video.events";

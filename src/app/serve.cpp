@@ -115,6 +115,7 @@ FfmpegOptions media_options(const Config& config) {
   options.limits = config.limits;
   options.task_timeout = config.task_timeout;
   options.memory_limit_bytes = config.encoder_memory_limit;
+  options.cpu_seconds_limit = static_cast<std::uint64_t>(config.encoder_cpu_time_limit.count());
   return options;
 }
 
@@ -211,8 +212,8 @@ int run_role(const Config& config, Role role) {
   sigset_t signals = block_shutdown_signals();
   const auto data_dir = std::filesystem::absolute(config.effective_data_dir());
   std::filesystem::create_directories(data_dir);
-  spdlog::info("framepress {} {} starting: data {}, bus {}, storage {}, configuration file {}", FRAMEPRESS_VERSION,
-               role_name(role), data_dir.string(), config.bus, config.effective_storage(), config.config_file_used);
+  spdlog::info("framepress {} {} starting: data {}, bus {}, configuration file {}", FRAMEPRESS_VERSION,
+               role_name(role), data_dir.string(), config.bus, config.config_file_used);
   if (role != Role::serve && config.bus == "embedded") {
     throw Error(ErrorCode::bad_request,
                 std::string("`framepress ") + std::string(role_name(role)) +
@@ -227,6 +228,8 @@ int run_role(const Config& config, Role role) {
   // Before every part that reports to it, so that it outlives them all.
   metrics::Metrics metrics(FRAMEPRESS_VERSION, role_name(role));
   auto store = open_store(config.effective_storage());
+  // The store's own description, not the URL as given: it never holds a secret.
+  spdlog::info("storage {}", store->describe());
   auto bus = open_bus(config, data_dir, metrics);
   FfmpegTranscoder transcoder(media_options(config));
   JobBook book;

@@ -98,6 +98,16 @@ class EventBus {
   virtual void enqueue_all(const std::vector<RenditionTask>& tasks,
                            std::chrono::milliseconds not_before = std::chrono::milliseconds{0}) = 0;
 
+  /// Queues the next attempt of a task that failed on the worker taking tasks from `failed_on`, on another
+  /// worker where the bus can choose (Kafka: a partition `failed_on` does not hold), so that a fault of that
+  /// machine (a full scratch disk, a broken encoder) is not met again. Where it cannot (one process, or no
+  /// other worker), as enqueue(). Durable when it returns. Thread-safe.
+  virtual void enqueue_elsewhere(const RenditionTask& task, std::chrono::milliseconds not_before,
+                                 TaskSource& failed_on) {
+    (void)failed_on;
+    enqueue(task, not_before);
+  }
+
   /// A source of the tasks of `classes` (an empty list: every class).
   virtual std::unique_ptr<TaskSource> tasks(const std::vector<std::string>& classes) = 0;
 

@@ -553,6 +553,12 @@ class ServerExchange final : public Exchange {
 
   void decorate(bhttp::response_header<>& header) {
     apply_cors(header, options_);
+    // Added here, not by each handler, so that no 401 goes out without its challenge: the prototype's
+    // routes answer theirs themselves.
+    if (header.result_int() == 401 && !options_.unauthorized_challenge.empty() &&
+        header.find(bhttp::field::www_authenticate) == header.end()) {
+      header.set(bhttp::field::www_authenticate, options_.unauthorized_challenge);
+    }
     // Decided now, with the response: a client told "keep-alive" must not find the connection closed.
     if (!keep_alive()) {
       header.set(bhttp::field::connection, "close");

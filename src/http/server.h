@@ -130,6 +130,8 @@ struct ServerOptions {
   std::chrono::seconds body_idle_timeout{60};       // no body byte for this long ends the request; also
                                                     // the longest one response write may take
   std::string cors_allow_origin = "*";              // empty: no CORS headers
+  std::string unauthorized_challenge = "Bearer";    // WWW-Authenticate of every 401 that has none (RFC 7235
+                                                    // requires one); empty: none added
 
   // Admission limits, so that no client (or crowd) can take the server from everyone else. Over a limit of
   // its address the answer is 429, over a total 503, both with Retry-After, at once: nothing waits in a

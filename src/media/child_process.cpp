@@ -264,18 +264,23 @@ struct ChildProcess::State {
   ExitStatus reap() {
     std::lock_guard lock(mutex);
     ExitStatus result;
-    siginfo_t info{};
-    int rc;
+    // wait4 rather than waitid: it also tells the processor time the child used, which is how a failure
+    // at RLIMIT_CPU is recognised when the child caught SIGXCPU and exited on its own (ffmpeg does).
+    int wstatus = 0;
+    rusage usage{};
+    pid_t rc;
     do {
-      rc = ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED);
-    } while (rc != 0 && errno == EINTR);
+      rc = ::wait4(pid, &wstatus, 0, &usage);
+    } while (rc < 0 && errno == EINTR);
     reaped = true;
-    if (rc == 0) {
-      if (info.si_code == CLD_EXITED) {
-        result.exit_code = info.si_status;
-      } else if (info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED) {
-        result.signal = info.si_status;
+    if (rc == pid) {
+      if (WIFEXITED(wstatus)) {
+        result.exit_code = WEXITSTATUS(wstatus);
+      } else if (WIFSIGNALED(wstatus)) {
+        result.signal = WTERMSIG(wstatus);
       }
+      auto ms = [](const timeval& t) { return std::chrono::milliseconds(t.tv_sec * 1000LL + t.tv_usec / 1000); };
+      result.cpu_time = ms(usage.ru_utime) + ms(usage.ru_stime);
     }
     result.killed = killed;
     result.timed_out = timed_out;

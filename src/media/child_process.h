@@ -49,6 +49,7 @@ struct ExitStatus {
   int signal = 0;          ///< the signal that ended it, else 0
   bool timed_out = false;  ///< we killed it because the deadline passed
   bool killed = false;     ///< kill() was called before it ended
+  std::chrono::milliseconds cpu_time{0};  ///< processor time it used, all its threads (user + system)
 
   /// Exited normally with status 0.
   bool success() const noexcept { return signal == 0 && exit_code == 0; }

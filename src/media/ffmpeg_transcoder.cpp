@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <optional>
@@ -131,8 +132,12 @@ std::string quoted_argv(const std::vector<std::string>& argv) {
   return out;
 }
 
-media::ChildOptions child_options(const FfmpegOptions& options, std::chrono::seconds timeout) {
+// `directory` becomes the child's working directory: whatever it writes by a relative name (x264's pass
+// logs, a crash dump) stays in the task's scratch directory instead of the server's.
+media::ChildOptions child_options(const FfmpegOptions& options, std::chrono::seconds timeout,
+                                  std::filesystem::path directory) {
   media::ChildOptions child;
+  child.working_directory = std::move(directory);
   child.cpu_seconds_limit = options.cpu_seconds_limit;
   child.memory_limit_bytes = options.memory_limit_bytes;
   child.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
@@ -397,14 +402,16 @@ SourceInfo FfmpegTranscoder::probe(const std::filesystem::path& path) {
     media::refuse_playlists(std::string_view(head.data(), static_cast<std::size_t>(in.gcount())));
   }
 
-  const auto argv = probe_command(path, options_);
+  // Absolute, as the child runs in the file's directory.
+  const auto argv = probe_command(std::filesystem::absolute(path), options_);
   spdlog::debug("probe: {}", quoted_argv(argv));
   std::string output;
   bool overflow = false;
   media::ExitStatus status;
   std::string diagnostics;
   try {
-    media::ChildProcess child(argv, child_options(options_, options_.probe_timeout));
+    media::ChildProcess child(argv, child_options(options_, options_.probe_timeout,
+                                                  std::filesystem::absolute(path).parent_path()));
     child.read_output([&](std::string_view line) {
       if (overflow) return;
       if (output.size() + line.size() > kMaxProbeOutput) {
@@ -438,7 +445,13 @@ SourceInfo FfmpegTranscoder::probe(const std::filesystem::path& path) {
   return media::interpret_probe(parsed, diagnostics, size, options_.limits);
 }
 
-void FfmpegTranscoder::encode(const EncodeRequest& request, const ProgressSink& on_progress, std::stop_token stop) {
+void FfmpegTranscoder::encode(const EncodeRequest& given, const ProgressSink& on_progress, std::stop_token stop) {
+  // Absolute paths, as ffmpeg runs in the directory of the first output (the task's scratch directory).
+  EncodeRequest request = given;
+  if (!request.input.empty()) request.input = std::filesystem::absolute(request.input);
+  for (auto& out : request.outputs) {
+    if (!out.path.empty()) out.path = std::filesystem::absolute(out.path);
+  }
   const auto argv = encode_command(request, options_);  // validates the request first
   OutputGuard guard(request.outputs);
   auto cancelled = [] { return Error(ErrorCode::conflict, "cancelled", "cancelled"); };
@@ -453,7 +466,7 @@ void FfmpegTranscoder::encode(const EncodeRequest& request, const ProgressSink& 
   const auto started = Clock::now();
   std::optional<media::ChildProcess> child;
   try {
-    child.emplace(argv, child_options(options_, options_.task_timeout));
+    child.emplace(argv, child_options(options_, options_.task_timeout, request.outputs.front().path.parent_path()));
   } catch (const std::system_error& e) {
     throw cannot_start(options_.ffmpeg, e);
   }
@@ -483,6 +496,18 @@ void FfmpegTranscoder::encode(const EncodeRequest& request, const ProgressSink& 
     throw Error(ErrorCode::internal,
                 "ffmpeg timed out after " + human_duration(static_cast<double>(options_.task_timeout.count())),
                 "timeout", true);
+  }
+  // At RLIMIT_CPU the kernel sends SIGXCPU (and SIGKILL a second later); ffmpeg catches the first and exits
+  // with status 255, so the processor time used is what tells (wait4 reports a few per cent less than the
+  // kernel's limit counts, hence 90%). Another attempt would meet the same limit: this failure is final.
+  const auto cpu_limit = std::chrono::milliseconds(std::chrono::seconds(options_.cpu_seconds_limit));
+  if (!status.success() && cpu_limit.count() > 0 &&
+      (status.signal == SIGXCPU || status.cpu_time * 10 >= cpu_limit * 9)) {
+    spdlog::warn("encode: ffmpeg reached its CPU-time limit ({} s)", options_.cpu_seconds_limit);
+    throw Error(ErrorCode::internal,
+                "ffmpeg used up its CPU-time limit (" + human_duration(static_cast<double>(options_.cpu_seconds_limit)) +
+                    " of processor time)",
+                "cpu_time_limit", false);
   }
   if (!status.success()) {
     std::string tail = redact_paths(media::last_lines(diagnostics, 5), request);

@@ -22,19 +22,23 @@ class FfmpegTranscoder final : public Transcoder {
  public:
   explicit FfmpegTranscoder(FfmpegOptions options);
 
-  /// Runs ffprobe (whitelisted protocols and containers, limits, `probe_timeout`) and maps what it
+  /// Runs ffprobe (whitelisted protocols and containers, limits, `probe_timeout`, its working directory the
+  /// file's own) and maps what it
   /// reports. Besides the Error(unprocessable) reasons of Transcoder::probe, throws
   /// Error(unavailable, "encoder_unavailable", retryable) when ffprobe cannot be started,
   /// Error(unavailable, "probe_timeout", retryable) when it runs out of time, and Error(internal) when
   /// the file cannot be read. Messages are meant for the uploader and never contain server paths.
   SourceInfo probe(const std::filesystem::path& path) override;
 
-  /// Runs one ffmpeg for every output (see encode_command()), with the child limits and `task_timeout`.
+  /// Runs one ffmpeg for every output (see encode_command()), with the child limits and `task_timeout`,
+  /// in the directory of the first output (the task's scratch directory: anything ffmpeg writes by a
+  /// relative name stays there).
   /// Calls `on_progress` for every progress block (about twice a second), on this thread, with a
   /// percent that never goes down; once `stop` is requested it is no longer called. Throws:
   ///  - Error(conflict, "cancelled") when `stop` was requested before encode returned (the child is
   ///    killed at once through a std::stop_callback);
   ///  - Error(internal, "timeout", retryable) past `task_timeout`;
+  ///  - Error(internal, "cpu_time_limit", not retryable) when ffmpeg reached `cpu_seconds_limit`;
   ///  - Error(internal, "encode_failed", retryable) when ffmpeg fails, with the last lines of its stderr
   ///    (server paths replaced by file names);
   ///  - Error(unavailable, "encoder_unavailable", retryable) when ffmpeg cannot be started;

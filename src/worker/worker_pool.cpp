@@ -259,16 +259,20 @@ void WorkerPool::execute_group(std::vector<TaskLease> group, std::stop_token sto
     // Anything but a framepress::Error (a full scratch disk, say) is a fault of this attempt, worth another.
     const auto* error = dynamic_cast<const Error*>(&e);
     const bool retryable = error == nullptr || error->retryable();
+    // The reason goes to the job's users: this machine's directories are none of their business.
+    std::string reason = e.what();
+    const std::string root = std::filesystem::absolute(options_.scratch_dir).string() + "/";
+    for (auto at = reason.find(root); at != std::string::npos; at = reason.find(root, at)) reason.erase(at, root.size());
     for (const auto& lease : pending) {
       const RenditionTask& task = lease.task;
       const bool retry = retryable && task.attempt <= options_.max_retries;
       spdlog::warn("[{} {}] attempt {} failed{}: {}", video.str(), task.rendition.name, task.attempt,
                    retry ? " (will retry)" : "", e.what());
-      bus_.publish(Event{video, now_ms(), RenditionFailed{task.rendition.name, task.attempt, e.what(), retry}});
+      bus_.publish(Event{video, now_ms(), RenditionFailed{task.rendition.name, task.attempt, reason, retry}});
       if (retry) {
         RenditionTask next = task;
         next.attempt += 1;
-        bus_.enqueue(next, options_.retry_backoff * (1 << (task.attempt - 1)));
+        bus_.enqueue_elsewhere(next, options_.retry_backoff * (1 << (task.attempt - 1)), *tasks_);
         tasks_->complete(lease);
         end_timer(lease, metrics::TaskOutcome::retry);
       } else {

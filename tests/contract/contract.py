@@ -272,6 +272,9 @@ def assert_error(status, headers, body, want: int, schemas: Schemas, what: str,
         schemas.documented(*route, want)
     assert status == want, f"{what}: status {status} (want {want}), body {body[:300]!r}"
     assert headers.get("content-type", "").startswith("application/json"), f"{what}: Content-Type {headers.get('content-type')!r}"
+    if want == 401:
+        # RFC 7235 requires the challenge on every 401; RFC 6750 names the scheme.
+        assert headers.get("www-authenticate") == "Bearer", f"{what}: WWW-Authenticate {headers.get('www-authenticate')!r}"
     error = json.loads(body)
     schemas.validate("Error", error)
     return error
@@ -517,10 +520,11 @@ def tokens_on(args, workdir: Path, schemas: Schemas) -> None:
                 route = (method, template)
                 assert_error(*request(method, url + path), 401, schemas, f"{method} {path}", route)
                 assert_error(*request(method, url + path, auth("fp_not-a-token")), 401, schemas, f"{method} {path} (bad)", route)
-            status, _, body = request("POST", url + "/upload", {"Content-Type": "multipart/form-data; boundary=x"},
-                                      b"--x--\r\n")
+            status, headers, body = request("POST", url + "/upload", {"Content-Type": "multipart/form-data; boundary=x"},
+                                            b"--x--\r\n")
             schemas.documented("POST", "/upload", 401)
             assert status == 401, f"/upload: {status}"
+            assert headers.get("www-authenticate") == "Bearer", f"/upload: WWW-Authenticate {headers.get('www-authenticate')!r}"
             schemas.validate("PrototypeErrorBody", json.loads(body))
 
         @check("tokens: /healthz, /readyz and /api/presets need none")

@@ -542,6 +542,41 @@ TEST(ServeAlone, A2GiBUploadStreamsThroughFixedBuffers) {
   EXPECT_EQ(server.stop(), 0);
 }
 
+// --limits-encoder-cpu-time reaches ffmpeg as RLIMIT_CPU: one second of processor time is far less than a
+// 720p x264 "medium" encode of six seconds of video needs, so the rendition fails, at once and for good,
+// with the limit as its reason.
+TEST(ServeAlone, EncoderCpuTimeLimitFailsTheRenditionWithItsReason) {
+  TempDir media;
+  TempDir data;
+  auto file = testing::make_clip(media.path(), "busy", {.width = 1280, .height = 720, .seconds = 6});
+  FramepressProcess server(data.path(), {"--limits-encoder-cpu-time", "1s", "--encoder-preset", "medium", "--max-retries", "2"});
+  auto response = upload_file(server.url() + "/api/videos?renditions=720p", file);
+  ASSERT_EQ(response.status, 201) << response.body;
+  const std::string id = response.json()["id"];
+  auto stream = follow_job(server.url(), id);
+  ASSERT_FALSE(stream.events.empty()) << server.log();
+  EXPECT_EQ(stream.events.back().event, "failed") << server.log();
+  auto job = http_get(server.url() + "/api/videos/" + id).json();
+  const std::string error = job["renditions"][0]["error"].is_string() ? job["renditions"][0]["error"].get<std::string>() : "";
+  EXPECT_NE(error.find("CPU-time limit"), std::string::npos) << job.dump();
+  EXPECT_EQ(job["renditions"][0]["attempt"], 1) << "a CPU limit is not worth another attempt: " << job.dump();
+  EXPECT_TRUE(files_under(data.path() / "scratch").empty());
+  EXPECT_EQ(server.stop(), 0);
+}
+
+// A storage URL with user information is refused before anything starts, and the secret is not echoed.
+TEST(ServeAlone, StorageUrlWithCredentialsIsRefusedWithoutShowingThem) {
+  TempDir data;
+  auto result = testing::run_process({framepress_binary().string(), "serve", "--data-dir", data.path().string(),
+                                      "--listen", "127.0.0.1:0", "--storage",
+                                      "s3://AKIDEXAMPLE:hunter2secret@videos?endpoint=http://127.0.0.1:9"});
+  const std::string out = result.out + result.err;
+  EXPECT_NE(result.exit_code, 0) << out;
+  EXPECT_NE(out.find("--storage"), std::string::npos) << out;
+  EXPECT_EQ(out.find("hunter2secret"), std::string::npos) << out;
+  EXPECT_EQ(out.find("AKIDEXAMPLE"), std::string::npos) << out;
+}
+
 TEST(ServeAlone, KillNineMidEncodeThenRestartCompletesEveryJobOnce) {
   TempDir media;
   TempDir data;
@@ -613,6 +648,13 @@ TEST(ServeWithTokens, TokensGateUploadsAndEachTokenSeesItsOwnJobs) {
   EXPECT_EQ(anonymous.status, 401);
   EXPECT_EQ(http_get(server.url() + "/api/videos").status, 401);
   EXPECT_EQ(http_get(server.url() + "/api/videos", {"Authorization: Bearer fp_wrong"}).status, 401);
+  // Every 401 names the scheme it wants (RFC 7235, RFC 6750), the prototype's route too.
+  for (const auto& refused : {anonymous, http_get(server.url() + "/api/videos", {"Authorization: Bearer fp_wrong"}),
+                              http_get(server.url() + "/api/videos/01ARZ3NDEKTSV4RRFFQ69G5FAV/events"),
+                              upload_form(server.url() + "/upload", {FormPart{.name = "file", .file = clip}})}) {
+    EXPECT_EQ(refused.status, 401) << refused.body;
+    EXPECT_EQ(refused.headers.count("www-authenticate") ? refused.headers.at("www-authenticate") : "(none)", "Bearer");
+  }
   EXPECT_EQ(http_get(server.url() + "/healthz").status, 200);
 
   auto read_only = http_request("POST", server.url() + "/api/videos", "x", {bearer(viewer), "Content-Type: video/mp4"});

@@ -284,7 +284,8 @@ void Producer::produce(const Record& record, void* opaque) {
   const auto deadline = Clock::now() + options_.delivery_timeout;
   for (;;) {
     const rd_kafka_resp_err_t err = rd_kafka_producev(
-        rk_.get(), RD_KAFKA_V_TOPIC(record.topic.c_str()), RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
+        rk_.get(), RD_KAFKA_V_TOPIC(record.topic.c_str()), RD_KAFKA_V_PARTITION(record.partition),
+        RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;

@@ -85,6 +85,7 @@ struct Record {
   std::string topic;
   std::string key;
   std::string value;
+  std::int32_t partition = -1;  // RD_KAFKA_PARTITION_UA: chosen from the key
 };
 
 /// The bus's one producer: idempotent (enable.idempotence, acks=all), so retries after a broker

@@ -304,6 +304,20 @@ void KafkaEventBus::enqueue(const RenditionTask& task, std::chrono::milliseconds
 }
 
 void KafkaEventBus::enqueue_all(const std::vector<RenditionTask>& tasks, std::chrono::milliseconds not_before) {
+  enqueue_to(tasks, not_before, RD_KAFKA_PARTITION_UA);
+}
+
+void KafkaEventBus::enqueue_elsewhere(const RenditionTask& task, std::chrono::milliseconds not_before,
+                                      TaskSource& failed_on) {
+  std::int32_t partition = RD_KAFKA_PARTITION_UA;
+  if (auto* source = dynamic_cast<KafkaTaskSource*>(&failed_on)) {
+    partition = source->partition_elsewhere(task.rendition.worker_class);
+  }
+  enqueue_to({task}, not_before, partition);
+}
+
+void KafkaEventBus::enqueue_to(const std::vector<RenditionTask>& tasks, std::chrono::milliseconds not_before,
+                               std::int32_t partition) {
   const KafkaOptions& o = core_->options;
   for (const auto& task : tasks) {
     const std::string& worker_class = task.rendition.worker_class;
@@ -332,7 +346,7 @@ void KafkaEventBus::enqueue_all(const std::vector<RenditionTask>& tasks, std::ch
     value["group"] = std::move(group);
     // Keyed by the video: a job's tasks of one class land in one partition, so one worker gets them all.
     records.push_back(Record{core_->tasks_topic(task.rendition.worker_class), task.video_id.str(),
-                             value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
+                             value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), partition});
   }
   // One batch, one wait for the acknowledgements.
   core_->producer->produce_durable(records);

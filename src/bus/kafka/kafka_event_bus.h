@@ -124,6 +124,11 @@ class KafkaTaskSource final : public TaskSource {
   /// Partitions assigned to this source now, over all its classes (for tests and diagnostics).
   std::size_t assigned_partitions() const;
 
+  /// A partition of `worker_class`'s tasks topic that this source does not hold now, at random, so that
+  /// another member of the group takes what is sent there; -1 when it holds them all (it is alone), the
+  /// class is not one of its own, or the broker does not answer within a few seconds.
+  std::int32_t partition_elsewhere(const std::string& worker_class);
+
  private:
   friend class KafkaEventBus;
   explicit KafkaTaskSource(std::unique_ptr<detail::KafkaTaskSourceImpl> impl);
@@ -181,6 +186,11 @@ class KafkaEventBus final : public EventBus {
   void enqueue_all(const std::vector<RenditionTask>& tasks,
                    std::chrono::milliseconds not_before = std::chrono::milliseconds{0}) override;
 
+  /// enqueue(), to a partition that `failed_on` (a KafkaTaskSource) does not hold, so that another member
+  /// of the class's group takes it; by key as enqueue() when every partition is its own.
+  void enqueue_elsewhere(const RenditionTask& task, std::chrono::milliseconds not_before,
+                         TaskSource& failed_on) override;
+
   /// kafka_tasks() as the interface's type.
   std::unique_ptr<TaskSource> tasks(const std::vector<std::string>& classes) override;
 
@@ -195,6 +205,9 @@ class KafkaEventBus final : public EventBus {
   const KafkaOptions& options() const;
 
  private:
+  /// Produces `tasks` as one batch to `partition` (RD_KAFKA_PARTITION_UA: by key), keyed by video id,
+  /// each naming the renditions of its job and class in the batch ("group").
+  void enqueue_to(const std::vector<RenditionTask>& tasks, std::chrono::milliseconds not_before, std::int32_t partition);
   std::shared_ptr<detail::KafkaCore> core_;
 };
 

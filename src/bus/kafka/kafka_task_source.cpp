@@ -20,6 +20,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -114,6 +115,7 @@ class KafkaTaskSourceImpl {
   void complete(const TaskLease& lease);
   void dead_letter(const TaskLease& lease, const std::string& reason);
   std::size_t assigned_partitions() const;
+  std::int32_t partition_elsewhere(const std::string& worker_class);
 
   // Shared with the class consumers.
   std::shared_ptr<KafkaCore> core;
@@ -164,6 +166,19 @@ class ClassConsumer {
     auto it = partitions_.find(p);
     if (it == partitions_.end()) return std::nullopt;
     return it->second.fetched_upto;
+  }
+
+  bool holds(std::int32_t partition) const { return partitions_.count(partition) != 0; }
+
+  /// How many partitions the topic has now (-1 when the broker does not say within a few seconds).
+  int topic_partitions() {
+    try {
+      const auto counts = kafka::partition_counts(rk_.get(), source_.core->options, std::chrono::seconds(5));
+      auto it = counts.find(topic_);
+      return it == counts.end() ? -1 : it->second;
+    } catch (const Error&) {
+      return -1;
+    }
   }
   /// Records that the lease's task is finished; false when its partition was revoked meanwhile.
   bool finish(const LeaseRecord& lease);
@@ -799,6 +814,24 @@ void KafkaTaskSourceImpl::dead_letter(const TaskLease& lease, const std::string&
   complete(lease);
 }
 
+std::int32_t KafkaTaskSourceImpl::partition_elsewhere(const std::string& worker_class) {
+  auto consumer = std::find_if(consumers_.begin(), consumers_.end(),
+                               [&](const auto& c) { return c->worker_class() == worker_class; });
+  if (consumer == consumers_.end()) return -1;
+  const int count = (*consumer)->topic_partitions();  // outside the mutex: it asks the broker
+  std::vector<std::int32_t> others;
+  {
+    std::lock_guard lock(mutex);
+    for (std::int32_t p = 0; p < count; ++p) {
+      if (!(*consumer)->holds(p)) others.push_back(p);
+    }
+  }
+  if (others.empty()) return -1;
+  // At random, so that the retries of one failing worker spread over the others.
+  thread_local std::mt19937 engine{std::random_device{}()};
+  return others[std::uniform_int_distribution<std::size_t>(0, others.size() - 1)(engine)];
+}
+
 std::size_t KafkaTaskSourceImpl::assigned_partitions() const {
   std::lock_guard lock(mutex);
   std::size_t count = 0;
@@ -826,5 +859,8 @@ std::vector<TaskLease> KafkaTaskSource::next_group(std::chrono::milliseconds wai
 void KafkaTaskSource::complete(const TaskLease& lease) { impl_->complete(lease); }
 void KafkaTaskSource::dead_letter(const TaskLease& lease, const std::string& reason) { impl_->dead_letter(lease, reason); }
 std::size_t KafkaTaskSource::assigned_partitions() const { return impl_->assigned_partitions(); }
+std::int32_t KafkaTaskSource::partition_elsewhere(const std::string& worker_class) {
+  return impl_->partition_elsewhere(worker_class);
+}
 
 }  // namespace framepress

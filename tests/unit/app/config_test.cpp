@@ -142,6 +142,43 @@ TEST(Config, SizesAndDurations) {
   EXPECT_FALSE(parse_duration("1w"));
 }
 
+TEST(Config, EncoderLimitsFromTheFileTheEnvironmentAndFlags) {
+  EXPECT_EQ(resolve({}, kWorker).encoder_cpu_time_limit, std::chrono::seconds(0));
+  ConfigSources s;
+  s.file_name = "limits.toml";
+  s.file_text = "[limits]\nencoder_cpu_time = \"2h\"\nencoder_memory = \"4GiB\"\n";
+  Config from_file = resolve(s, kWorker);
+  EXPECT_EQ(from_file.encoder_cpu_time_limit, std::chrono::seconds(7200));
+  EXPECT_EQ(from_file.encoder_memory_limit, 4ULL << 30);
+  s.environment = {{"FRAMEPRESS_LIMITS_ENCODER_CPU_TIME", "90m"}};
+  EXPECT_EQ(resolve(s, kWorker).encoder_cpu_time_limit, std::chrono::seconds(5400));
+  s.flags = {{"limits.encoder_cpu_time", "30s"}};
+  EXPECT_EQ(resolve(s, kServe).encoder_cpu_time_limit, std::chrono::seconds(30));
+  s.flags = {{"limits.encoder_cpu_time", "forever"}};
+  EXPECT_NE(error_of(s, kServe).find("--limits-encoder-cpu-time"), std::string::npos) << error_of(s, kServe);
+}
+
+TEST(Config, UrlsWithCredentialsAreRefusedWithoutEchoingThem) {
+  for (const auto& [key, url] : std::vector<std::pair<std::string, std::string>>{
+           {"storage", "s3://AKIDEXAMPLE:hunter2secret@videos?endpoint=http://127.0.0.1:8333"},
+           {"storage", "file://user:hunter2secret@host/srv/objects"},
+           {"bus", "kafka://user:hunter2secret@127.0.0.1:9092"},
+           {"bus", "kafka://127.0.0.1:9092?sasl.password=hunter2secret"}}) {
+    ConfigSources s;
+    s.flags = {{key, url}};
+    const std::string message = error_of(s, kServe);
+    EXPECT_NE(message.find("--" + key), std::string::npos) << message;
+    EXPECT_TRUE(message.find("user:password@") != std::string::npos || message.find("no query") != std::string::npos)
+        << message;
+    EXPECT_EQ(message.find("hunter2secret"), std::string::npos) << "the secret is echoed: " << message;
+    EXPECT_EQ(message.find("AKIDEXAMPLE"), std::string::npos) << message;
+  }
+  // An '@' after the authority is not user information.
+  ConfigSources fine;
+  fine.flags = {{"storage", "file:///srv/objects@2"}};
+  EXPECT_EQ(resolve(fine, kServe).storage, "file:///srv/objects@2");
+}
+
 TEST(Config, ConfigFileSearchOrder) {
   EXPECT_EQ(find_config_file(std::string("/x/y.toml"), {}), std::filesystem::path("/x/y.toml"));
   EXPECT_EQ(find_config_file(std::nullopt, {{"FRAMEPRESS_CONFIG", "/a.toml"}}), std::filesystem::path("/a.toml"));

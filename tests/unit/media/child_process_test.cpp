@@ -111,6 +111,18 @@ TEST(ChildProcess, CpuLimitStopsABusyLoop) {
   auto r = sh("while :; do :; done", options);
   EXPECT_FALSE(r.status.timed_out);
   EXPECT_TRUE(r.status.signal == SIGXCPU || r.status.signal == SIGKILL) << r.status.describe();
+  // (wait4 counts a few per cent less than the limit does)
+  EXPECT_GE(r.status.cpu_time, 900ms) << "the processor time it used is reported";
+}
+
+// A child that catches SIGXCPU and exits on its own (as ffmpeg does) is still known by its CPU time.
+TEST(ChildProcess, ReportsTheProcessorTimeOfAChildThatCaughtSigxcpu) {
+  ChildOptions options;
+  options.cpu_seconds_limit = 1;
+  options.timeout = 60s;
+  auto r = sh("trap 'exit 255' XCPU; while :; do :; done", options);
+  EXPECT_EQ(r.status.exit_code, 255) << r.status.describe();
+  EXPECT_GE(r.status.cpu_time, 900ms);
 }
 
 TEST(ChildProcess, MissingProgramThrows) {

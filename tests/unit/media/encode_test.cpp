@@ -233,6 +233,28 @@ TEST(Encode, TimeoutKillsAndRemovesPartialOutput) {
   expect_no_outputs(req);
 }
 
+// ffmpeg runs in the task's scratch directory (its first output's), so anything it writes by a relative
+// name stays there: a stand-in ffmpeg writes where it ran into its output.
+TEST(Encode, RunsInTheDirectoryOfItsOutputs) {
+  TempDir dir;
+  const fs::path script = dir / "fake-ffmpeg";
+  std::ofstream(script) << "#!/bin/sh\n"
+                           "for last; do :; done\n"
+                           "pwd > \"${last#file:}\"\n";
+  fs::permissions(script, fs::perms::owner_all);
+  FfmpegOptions options;
+  options.ffmpeg = script.string();
+  FfmpegTranscoder transcoder(options);
+  auto clip = SharedClips::get("landscape", {});
+  TempDir task;
+  auto req = request_for(clip, FfmpegTranscoder({}).probe(clip), task, {spec("144p", 256, 144)});
+  transcoder.encode(req, {}, {});
+  std::ifstream in(req.outputs[0].path);
+  std::string cwd;
+  std::getline(in, cwd);
+  EXPECT_EQ(fs::path(cwd), fs::canonical(task.path()));
+}
+
 TEST(Encode, MissingFfmpegIsUnavailable) {
   FfmpegOptions options;
   options.ffmpeg = "framepress-no-such-ffmpeg";

@@ -423,5 +423,25 @@ TEST(InterpretProbe, RefusesPlaylistsByTheirFirstBytes) {
   EXPECT_EQ(reason(""), "accepted");
 }
 
+// ffprobe runs in the directory of the file it reads, never in the server's: a stand-in ffprobe records
+// where it ran.
+TEST(Probe, RunsInTheFilesDirectory) {
+  TempDir dir;
+  fs::create_directories(dir / "upload");
+  const fs::path clip = dir / "upload" / "clip.mp4";
+  fs::copy_file(SharedClips::get("landscape", {}), clip);
+  const fs::path where = dir / "ffprobe-cwd";
+  const fs::path script = dir / "fake-ffprobe";
+  write_file(script, "#!/bin/sh\npwd > '" + where.string() + "'\nexit 1\n");
+  fs::permissions(script, fs::perms::owner_all);
+  FfmpegOptions options;
+  options.ffprobe = script.string();
+  FfmpegTranscoder transcoder(options);
+  EXPECT_THROW(transcoder.probe(clip), Error);
+  std::string cwd = read_file(where);
+  while (!cwd.empty() && cwd.back() == '\n') cwd.pop_back();
+  EXPECT_EQ(fs::path(cwd), fs::canonical(dir / "upload"));
+}
+
 }  // namespace
 }  // namespace framepress

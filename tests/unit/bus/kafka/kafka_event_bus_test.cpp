@@ -440,6 +440,53 @@ TEST(KafkaTaskSource, EachTaskReachesExactlyOneConsumerOfItsClassGroup) {
   EXPECT_EQ(got_sd, sd);
 }
 
+// A retry after a failure on one worker goes to another member of the group (a full scratch disk or a
+// broken machine is not met again); alone in its group, the worker gets it back.
+TEST(KafkaTaskSource, ARetryEnqueuedElsewhereReachesAnotherConsumer) {
+  const KafkaOptions o = options();
+  KafkaEventBus bus(o);
+  auto a = bus.kafka_tasks({"sd"});
+  auto b = bus.kafka_tasks({"sd"});
+  ASSERT_TRUE(eventually([&] {
+    return a->assigned_partitions() > 0 && b->assigned_partitions() > 0 &&
+           a->assigned_partitions() + b->assigned_partitions() == static_cast<std::size_t>(o.partitions);
+  }, 60s));
+  for (int round = 0; round < 8; ++round) {
+    // Whichever consumer the task lands on, its retry must reach the other.
+    auto task = make_task("sd", "240p");
+    bus.enqueue(task);
+    std::optional<TaskLease> first;
+    KafkaTaskSource* failed_on = nullptr;
+    KafkaTaskSource* other = nullptr;
+    for (int i = 0; i < 200 && !first; ++i) {
+      if ((first = a->next(50ms))) {
+        failed_on = a.get(), other = b.get();
+      } else if ((first = b->next(50ms))) {
+        failed_on = b.get(), other = a.get();
+      }
+    }
+    ASSERT_TRUE(first) << "round " << round;
+    RenditionTask next = first->task;
+    next.attempt += 1;
+    bus.enqueue_elsewhere(next, 0ms, *failed_on);
+    failed_on->complete(*first);
+    auto retry = next_within(*other, 30s);
+    ASSERT_TRUE(retry) << "round " << round << ": the retry did not reach the other consumer";
+    EXPECT_EQ(retry->task.video_id, task.video_id);
+    EXPECT_EQ(retry->task.attempt, 2);
+    other->complete(*retry);
+    EXPECT_FALSE(failed_on->next(300ms)) << "the retry came back to the consumer it failed on";
+  }
+  b.reset();
+  ASSERT_TRUE(eventually([&] { return a->assigned_partitions() == static_cast<std::size_t>(o.partitions); }, 60s));
+  auto alone = make_task("sd", "240p");
+  bus.enqueue_elsewhere(alone, 0ms, *a);
+  auto back = next_within(*a, 30s);
+  ASSERT_TRUE(back) << "alone in its group, the worker gets its retry back";
+  EXPECT_EQ(back->task.video_id, alone.video_id);
+  a->complete(*back);
+}
+
 TEST(KafkaTaskSource, AnUncompletedLeaseGoesToAnotherConsumerWhenItsOwnerGoes) {
   const KafkaOptions o = options(1);
   KafkaEventBus bus(o);
