@@ -26,15 +26,7 @@ if ! ls /usr/lib/llvm-16/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev
 fi
 if ((${#missing[@]})); then
   echo "fuzz/build.sh: installing ${missing[*]}" >&2
-  sudo=()
-  if [[ $(id -u) != 0 ]]; then
-    command -v sudo >/dev/null || { echo "fuzz/build.sh: need root or sudo to install ${missing[*]}" >&2; exit 1; }
-    sudo=(sudo)
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  # A stale package list cannot find the packages: update it once, then install.
-  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
-    { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"; }
+  "$repo/scripts/apt-install.sh" "${missing[@]}" >/dev/null
 fi
 
 if [[ ! -f "$build_dir/build.ninja" ]]; then

@@ -23,11 +23,7 @@ python="/usr/bin/python3"
 if [[ ! -x "$venv/bin/schemathesis" ]] || ! cmp -s "$requirements" "$venv/framepress-requirements.txt"; then
   echo "run-schemathesis.sh: installing $(grep -v '^#' "$requirements" | tr '\n' ' ')into $venv" >&2
   if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
-    sudo=()
-    [[ $(id -u) == 0 ]] || sudo=(sudo)
-    export DEBIAN_FRONTEND=noninteractive
-    "${sudo[@]}" apt-get install -y -qq --no-install-recommends python3-venv >/dev/null 2>&1 ||
-      { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq --no-install-recommends python3-venv >/dev/null; }
+    "$(dirname "${BASH_SOURCE[0]}")/../../scripts/apt-install.sh" python3-venv >/dev/null
   fi
   # Only ever remove a virtual environment (a mistyped FRAMEPRESS_VENV must not cost a directory).
   if [[ -e "$venv" && ! -f "$venv/pyvenv.cfg" ]]; then

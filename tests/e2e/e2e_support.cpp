@@ -4,9 +4,11 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <regex>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace framepress::e2e {
 
@@ -25,11 +27,26 @@ ScriptService::~ScriptService() { run("stop", false); }
 void ScriptService::run(const std::string& verb, bool must_succeed) {
   // The scripts stop their server when this process dies, so a crashed test leaves nothing running.
   std::string owner = script_.find("kafka") != std::string::npos ? "KAFKA_OWNER_PID" : "S3_OWNER_PID";
+  const auto log = dir_.parent_path() / (script_ + ".log");
   std::string command = owner + "=" + std::to_string(::getpid()) + " " + std::string(FRAMEPRESS_SOURCE_DIR) +
-                        "/scripts/" + script_ + " " + verb + " " + dir_.string() + " >> " +
-                        (dir_.parent_path() / (script_ + ".log")).string() + " 2>&1";
+                        "/scripts/" + script_ + " " + verb + " " + dir_.string() + " >> " + log.string() + " 2>&1";
   int status = std::system(command.c_str());
-  if (must_succeed && status != 0) throw std::runtime_error(command + " failed");
+  if (must_succeed && status != 0) {
+    // The log lives in the test's temporary directory, gone after the test: its end goes in the message.
+    std::ifstream in(log);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    if (text.size() > 4000) text.erase(0, text.size() - 4000);
+    throw std::runtime_error(command + " failed:\n" + text);
+  }
+}
+
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return done();
 }
 
 std::vector<std::string> fast_encoding_args() { return {"--encoder-preset", "ultrafast", "--workers", "2"}; }

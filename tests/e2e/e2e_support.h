@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -52,6 +54,11 @@ std::map<std::string, double> metric_samples(const std::string& exposition);
 
 /// The value of one series of GET `url`/metrics, or -1 when the process does not expose it.
 double metric_value(const std::string& url, const std::string& series);
+
+/// Asks `done` every 200 ms until it says yes or `timeout` has passed; returns its last answer. For
+/// what settles a moment after a client has seen a job end (a worker removes its scratch files and ends its
+/// task metrics just after publishing), never as a measure of speed.
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
 /// Regular files under `dir`, recursively, relative to it.
 std::vector<std::string> files_under(const std::filesystem::path& dir);

@@ -25,7 +25,6 @@
 #include <thread>
 
 #include "e2e/e2e_support.h"
-#include "e2e/script_service.h"
 
 namespace framepress::e2e {
 namespace {
