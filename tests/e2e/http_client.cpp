@@ -80,6 +80,19 @@ HttpResponse http_request(const std::string& method, const std::string& url, con
   return perform(easy.get(), headers);
 }
 
+HttpResponse s3_request(const std::string& method, const std::string& url, const std::string& access_and_secret,
+                        const HeaderList& headers) {
+  auto easy = make_easy(url);
+  curl_easy_setopt(easy.get(), CURLOPT_AWS_SIGV4, "aws:amz:us-east-1:s3");
+  curl_easy_setopt(easy.get(), CURLOPT_USERPWD, access_and_secret.c_str());
+  if (method == "HEAD") {
+    curl_easy_setopt(easy.get(), CURLOPT_NOBODY, 1L);
+  } else if (method != "GET") {
+    curl_easy_setopt(easy.get(), CURLOPT_CUSTOMREQUEST, method.c_str());
+  }
+  return perform(easy.get(), headers);
+}
+
 HttpResponse upload_form(const std::string& url, const std::vector<FormPart>& parts) {
   auto easy = make_easy(url);
   std::unique_ptr<curl_mime, decltype(&curl_mime_free)> mime(curl_mime_init(easy.get()), &curl_mime_free);

@@ -24,6 +24,10 @@ using HeaderList = std::vector<std::string>;   // "Name: value"
 HttpResponse http_get(const std::string& url, const HeaderList& headers = {});
 HttpResponse http_request(const std::string& method, const std::string& url, const std::string& body = "",
                           const HeaderList& headers = {});
+/// A bodiless request signed with AWS SigV4 (libcurl's) as `access_key:secret_key`, for tests that look
+/// into an S3 bucket themselves.
+HttpResponse s3_request(const std::string& method, const std::string& url, const std::string& access_and_secret,
+                        const HeaderList& headers = {});
 
 struct FormPart {
   std::string name;

@@ -8,7 +8,6 @@
 // (CURLOPT_AWS_SIGV4), so the checks do not trust the code they check.
 
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -39,45 +38,8 @@ class BucketView {
 
   /// A signed request to `path_and_query` (after the endpoint), with `headers`.
   HttpResponse request(const std::string& method, const std::string& path_and_query, const HeaderList& headers = {}) const {
-    std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
-    HttpResponse response;
-    const std::string url = endpoint_ + path_and_query;
-    curl_slist* list = nullptr;
-    for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
-    std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> owned(list, &curl_slist_free_all);
-    curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT, 60L);
-    curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt(curl.get(), CURLOPT_AWS_SIGV4, "aws:amz:us-east-1:s3");
-    curl_easy_setopt(curl.get(), CURLOPT_USERPWD, userpwd_.c_str());
-    if (method == "HEAD") {
-      curl_easy_setopt(curl.get(), CURLOPT_NOBODY, 1L);
-    } else if (method != "GET") {
-      curl_easy_setopt(curl.get(), CURLOPT_CUSTOMREQUEST, method.c_str());
-    }
-    curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t count, void* user) {
-      static_cast<std::string*>(user)->append(data, size * count);
-      return size * count;
-    });
-    curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &response.body);
-    curl_easy_setopt(curl.get(), CURLOPT_HEADERFUNCTION, +[](char* data, size_t size, size_t count, void* user) {
-      std::string line(data, size * count);
-      if (auto colon = line.find(':'); colon != std::string::npos) {
-        std::string name = line.substr(0, colon);
-        for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        std::string value = line.substr(colon + 1);
-        value.erase(0, value.find_first_not_of(' '));
-        while (!value.empty() && (value.back() == '\r' || value.back() == '\n')) value.pop_back();
-        (*static_cast<std::map<std::string, std::string>*>(user))[name] = value;
-      }
-      return size * count;
-    });
-    curl_easy_setopt(curl.get(), CURLOPT_HEADERDATA, &response.headers);
-    if (CURLcode code = curl_easy_perform(curl.get()); code != CURLE_OK) {
-      throw std::runtime_error(std::string("curl: ") + curl_easy_strerror(code) + " for " + url);
-    }
-    curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &response.status);
+    auto response = s3_request(method, endpoint_ + path_and_query, userpwd_, headers);
+    if (response.status == 0) throw std::runtime_error("no answer from S3 for " + method + " " + path_and_query);
     return response;
   }
 
